@@ -1,0 +1,52 @@
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { fastifyLoggingOptions } from '../logger.js';
+import { installProblemHandlers, type ErrorMapper } from './error-handler.js';
+import { installHttpMetrics } from './http-metrics.js';
+
+export interface BaseAppOptions {
+  logger: Logger;
+  registry: Registry;
+  bodyLimitBytes?: number;
+  /** Upper bound for receiving a whole request (slow clients cannot hold a socket forever). */
+  requestTimeoutMs?: number;
+  /** Log one line per request (off by default; metrics count every request). */
+  logRequests?: boolean;
+  /** Maps domain errors (breaker open, Kafka unavailable, ...) to problems. */
+  mapError?: ErrorMapper;
+}
+
+/**
+ * The Fastify instance every HTTP service starts from: platform logger with request ids echoed in
+ * `x-request-id`, security headers (@fastify/helmet), RED metrics by route template, problem+json
+ * errors and 404s, a body limit, request timeouts, and 503 for requests arriving while closing.
+ * Returned not listening; routes are registered by the service.
+ */
+export async function createBaseApp(options: BaseAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...fastifyLoggingOptions(options.logger, options.logRequests ?? false),
+    bodyLimit: options.bodyLimitBytes ?? 65_536,
+    requestTimeout: options.requestTimeoutMs ?? 10_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: false } },
+  });
+  // Responses finishing after close() began carry `Connection: close`, so keep-alive sockets of
+  // in-flight requests end with their response and close() does not wait for idle clients.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  installHttpMetrics(app, options.registry);
+  installProblemHandlers(app, options.mapError ? { mapError: options.mapError } : {});
+  await app.register(helmet, { global: true });
+  return app;
+}
