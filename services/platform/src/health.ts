@@ -1,5 +1,8 @@
-/** A readiness check: resolves when the dependency is usable, rejects (or returns false) when not. */
-export type ReadinessCheck = () => Promise<boolean | undefined> | boolean | undefined;
+/**
+ * A readiness check: returns or resolves when the dependency is usable; throws, rejects, or yields
+ * `false` when not. Any other value counts as ready.
+ */
+export type ReadinessCheck = () => unknown;
 
 export interface ReadinessReport {
   ready: boolean;
