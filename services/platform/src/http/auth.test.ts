@@ -1,0 +1,101 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installAuth, signDevToken, TokenVerifier } from './auth.js';
+import { installProblemHandlers } from './error-handler.js';
+
+const secret = 'a-development-secret-of-at-least-32-bytes';
+
+describe('bearer auth', () => {
+  let app: FastifyInstance;
+  let jwksServer: Server;
+  let privateKey: CryptoKey;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256');
+    privateKey = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    jwksServer = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+
+    app = Fastify();
+    installProblemHandlers(app);
+    installAuth(app, new TokenVerifier({ hs256Secret: secret, jwksUrl, clockToleranceSeconds: 0 }));
+    app.get('/me', async (request) => ({ userId: request.principal?.userId }));
+    app.get('/public', { config: { auth: false } }, async () => ({ ok: true }));
+    app.post('/counters', { config: { auth: { scopes: ['counters:write'] } } }, async () => ({ ok: true }));
+    await app.ready();
+  });
+  afterAll(async () => {
+    await app.close();
+    await new Promise<void>((resolve) => jwksServer.close(() => resolve()));
+  });
+
+  const get = (url: string, token?: string) =>
+    app.inject({ url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+
+  it('accepts a valid HS256 token and exposes its subject', async () => {
+    const token = await signDevToken({ secret, userId: 'alice' });
+    const response = await get('/me', token);
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ userId: 'alice' });
+  });
+
+  it('accepts an RS256 token signed by a key from the JWKS URL', async () => {
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject('bob')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect((await get('/me', token)).json()).toEqual({ userId: 'bob' });
+  });
+
+  it('rejects a missing token with 401 problem+json', async () => {
+    const response = await get('/me');
+    expect(response.statusCode).toBe(401);
+    expect(response.headers['content-type']).toMatch(/problem\+json/);
+  });
+
+  it('rejects an expired token and says so', async () => {
+    const token = await signDevToken({ secret, userId: 'alice', ttlSeconds: -10 });
+    const response = await get('/me', token);
+    expect(response.statusCode).toBe(401);
+    expect(response.json().detail).toBe('Token has expired');
+  });
+
+  it('rejects a token signed with another secret', async () => {
+    const token = await signDevToken({
+      secret: 'another-secret-that-is-also-32-bytes-long',
+      userId: 'alice',
+    });
+    expect((await get('/me', token)).json().detail).toBe('Token signature is invalid');
+  });
+
+  it('rejects garbage and a subject that is not a user id', async () => {
+    expect((await get('/me', 'abc.def.ghi')).statusCode).toBe(401);
+    const token = await signDevToken({ secret, userId: 'not a valid id!' });
+    expect((await get('/me', token)).statusCode).toBe(401);
+  });
+
+  it('leaves public routes open', async () => {
+    expect((await get('/public')).statusCode).toBe(200);
+  });
+
+  it('demands scopes: 403 without, 200 with', async () => {
+    const plain = await signDevToken({ secret, userId: 'svc' });
+    const scoped = await signDevToken({ secret, userId: 'svc', scopes: ['counters:write'] });
+    const post = (token: string) =>
+      app.inject({ method: 'POST', url: '/counters', headers: { authorization: `Bearer ${token}` } });
+    expect((await post(plain)).statusCode).toBe(403);
+    expect((await post(scoped)).statusCode).toBe(200);
+  });
+
+  it('refuses a short HS256 secret at construction', () => {
+    expect(() => new TokenVerifier({ hs256Secret: 'short' })).toThrow(/32 bytes/);
+  });
+});

@@ -1,0 +1,156 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { unauthorized, forbidden } from './problem.js';
+
+/** The authenticated caller: the token's subject and the scopes it carries. */
+export interface Principal {
+  userId: string;
+  scopes: ReadonlySet<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth hook on routes that require authentication. */
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** `false` makes a route public; a string array lists scopes the caller must hold. */
+    auth?: false | { scopes?: readonly string[] };
+  }
+}
+
+export interface AuthOptions {
+  /** HS256 shared secret (at least 32 bytes). */
+  hs256Secret?: string | undefined;
+  /** URL of a JWKS document for RS256/ES256 tokens; keys are cached and refreshed by jose. */
+  jwksUrl?: string | undefined;
+  issuer?: string | undefined;
+  audience?: string | undefined;
+  clockToleranceSeconds?: number;
+  /** Timeout for fetching the JWKS document. */
+  jwksTimeoutMs?: number;
+}
+
+const USER_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * Verifies bearer tokens: HS256 with a shared secret and/or asymmetric keys from a JWKS URL.
+ * The subject must be a valid user id (`[A-Za-z0-9_.:-]{1,64}`); scopes come from the `scope`
+ * claim (space-separated, OAuth 2.0 style) or a `scopes` array. Expired, not-yet-valid, wrongly
+ * signed or malformed tokens all fail with a 401 problem that says which.
+ */
+export class TokenVerifier {
+  private readonly secret: Uint8Array | undefined;
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+
+  constructor(private readonly options: AuthOptions) {
+    if (options.hs256Secret === undefined && options.jwksUrl === undefined) {
+      throw new Error('TokenVerifier needs hs256Secret or jwksUrl');
+    }
+    if (options.hs256Secret !== undefined && Buffer.byteLength(options.hs256Secret) < 32) {
+      throw new Error('hs256Secret must be at least 32 bytes');
+    }
+    this.secret =
+      options.hs256Secret === undefined ? undefined : new TextEncoder().encode(options.hs256Secret);
+    this.jwks =
+      options.jwksUrl === undefined
+        ? undefined
+        : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: options.jwksTimeoutMs ?? 2_000 });
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const verifyOptions = {
+      clockTolerance: this.options.clockToleranceSeconds ?? 5,
+      ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
+      ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
+    };
+    let payload: JWTPayload;
+    try {
+      const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as {
+        alg?: unknown;
+      };
+      if (header.alg === 'HS256' && this.secret !== undefined) {
+        ({ payload } = await jwtVerify(token, this.secret, { ...verifyOptions, algorithms: ['HS256'] }));
+      } else if (this.jwks !== undefined && header.alg !== 'HS256') {
+        ({ payload } = await jwtVerify(token, this.jwks, {
+          ...verifyOptions,
+          algorithms: ['RS256', 'ES256', 'EdDSA'],
+        }));
+      } else {
+        throw unauthorized('Token algorithm is not accepted');
+      }
+    } catch (error) {
+      throw toUnauthorized(error);
+    }
+    if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
+      throw unauthorized('Token subject must be a user id of 1-64 characters [A-Za-z0-9_.:-]');
+    }
+    return { userId: payload.sub, scopes: scopesOf(payload) };
+  }
+}
+
+function scopesOf(payload: JWTPayload): Set<string> {
+  const scopes = new Set<string>();
+  if (typeof payload['scope'] === 'string')
+    for (const scope of payload['scope'].split(' ')) if (scope) scopes.add(scope);
+  const list = payload['scopes'];
+  if (Array.isArray(list)) for (const scope of list) if (typeof scope === 'string') scopes.add(scope);
+  return scopes;
+}
+
+function toUnauthorized(error: unknown) {
+  if (error instanceof Error && error.name === 'HttpProblem') return error;
+  if (error instanceof joseErrors.JWTExpired) return unauthorized('Token has expired');
+  if (error instanceof joseErrors.JWTClaimValidationFailed)
+    return unauthorized(`Token claim invalid: ${error.claim}`);
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return unauthorized('Token signature is invalid');
+  if (error instanceof joseErrors.JWKSTimeout)
+    return unauthorized('Signing keys could not be fetched in time');
+  return unauthorized('Token is malformed');
+}
+
+/** Extracts the bearer token of a request, or undefined. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header.trim());
+  return match?.[1];
+}
+
+/**
+ * Requires a valid bearer token on every route of `app` unless the route sets `config.auth: false`;
+ * routes may demand scopes with `config.auth: { scopes: [...] }` (403 when missing). The principal
+ * is available as `request.principal`.
+ */
+export function installAuth(app: FastifyInstance, verifier: TokenVerifier): void {
+  app.addHook('onRequest', async (request) => {
+    const config = request.routeOptions.config.auth;
+    if (config === false || request.routeOptions.url === undefined) return;
+    const token = bearerToken(request);
+    if (token === undefined) throw unauthorized('Send Authorization: Bearer <token>');
+    request.principal = await verifier.verify(token);
+    for (const scope of config?.scopes ?? []) {
+      if (!request.principal.scopes.has(scope)) throw forbidden(`This call needs the scope ${scope}`);
+    }
+  });
+}
+
+/** Signs an HS256 token for local development and tests (`make token USER=alice`). */
+export async function signDevToken(options: {
+  secret: string;
+  userId: string;
+  scopes?: readonly string[];
+  ttlSeconds?: number;
+  issuer?: string;
+  audience?: string;
+}): Promise<string> {
+  let jwt = new SignJWT(options.scopes?.length ? { scope: options.scopes.join(' ') } : {})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.userId)
+    .setIssuedAt()
+    .setExpirationTime(`${options.ttlSeconds ?? 86_400}s`);
+  if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(options.secret));
+}
