@@ -11,7 +11,7 @@ const secret = 'a-development-secret-of-at-least-32-bytes';
 describe('bearer auth', () => {
   let app: FastifyInstance;
   let jwksServer: Server;
-  let privateKey: CryptoKey;
+  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
   beforeAll(async () => {
     const pair = await generateKeyPair('RS256');
