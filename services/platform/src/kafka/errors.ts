@@ -1,0 +1,77 @@
+/**
+ * Base class of every error this module raises, so callers can catch "anything Kafka" with one
+ * `instanceof` and still branch on the concrete class (or on `code`) where the reaction differs.
+ */
+export class KafkaError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KafkaError';
+    this.code = code;
+  }
+}
+
+/** Why a produce did not get an acknowledgment; see {@link KafkaUnavailableError}. */
+export type KafkaUnavailableReason = 'timeout' | 'send-failed' | 'connect-failed' | 'closed';
+
+/**
+ * Kafka did not acknowledge: the broker is down or unreachable, the acknowledgment did not arrive in
+ * time, or the producer was closed. The message may or may not have been written (a timed-out batch
+ * can still land later), so a caller that falls back to another write path must be idempotent
+ * (events carry an `eventId`). This is the signal for "use the synchronous fallback" in request paths.
+ */
+export class KafkaUnavailableError extends KafkaError {
+  readonly reason: KafkaUnavailableReason;
+
+  constructor(reason: KafkaUnavailableReason, message: string, options?: { cause?: unknown }) {
+    super('KAFKA_UNAVAILABLE', message, options);
+    this.name = 'KafkaUnavailableError';
+    this.reason = reason;
+  }
+}
+
+/**
+ * The producer already holds its maximum of queued + in-flight messages. Raised at once, before the
+ * message is queued, so the message was certainly NOT written; shed load or fall back.
+ */
+export class KafkaBackpressureError extends KafkaError {
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super('KAFKA_BACKPRESSURE', `Kafka producer queue is full (${limit} messages queued or in flight)`);
+    this.name = 'KafkaBackpressureError';
+    this.limit = limit;
+  }
+}
+
+/** An admin operation (create/delete topics) did not finish in its time budget or failed. */
+export class KafkaAdminError extends KafkaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_ADMIN', message, options);
+    this.name = 'KafkaAdminError';
+  }
+}
+
+/**
+ * Thrown by a {@link BatchHandler} to say "this failure is not the messages' fault" (the database is
+ * down, a dependency times out). The consumer then never dead-letters the messages: it pauses the
+ * partition and re-delivers them later, however long the outage lasts.
+ */
+export class TransientHandlerError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TransientHandlerError';
+  }
+}
+
+/** Renders an unknown thrown value as a one-line message (for logs and DLQ headers). */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === 'string') return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}
