@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs and is missing; idempotent and quick when all is there.
+#
+#   - Debian packages (only when their programs are missing): Redis + Sentinel, MariaDB server and
+#     client, Java 17 and Maven (for the Kafka broker), procps/iproute2/coreutils helpers.
+#     System services are never started by apt (policy-rc.d), so nothing else takes the stack's
+#     ports 3306/6379/26379.
+#   - The Apache Kafka broker jars (version: KAFKA_VERSION in hack/lib/common.sh), fetched from
+#     Maven Central with hack/kafka/pom.xml into ${HYPERSCALE_CACHE:-~/.cache/hyperscale}/kafka-<v>/lib.
+#
+# Usage: hack/install-deps.sh [--check]     (--check: report what is missing, install nothing)
+set -euo pipefail
+
+# shellcheck source=hack/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# program -> Debian package that provides it
+declare -A PACKAGE_OF=(
+  [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
+  [redis-cli]=redis-tools
+  [mariadbd]=mariadb-server
+  [mariadb-install-db]=mariadb-server
+  [mariadb]=mariadb-client
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
+  [timeout]=coreutils
+  [setsid]=util-linux
+  [flock]=util-linux
+  [ps]=procps
+  [ss]=iproute2
+  [base64]=coreutils
+  [cksum]=coreutils
+)
+
+# Debian puts mariadbd in /usr/sbin, which a non-login PATH may lack.
+export PATH="${PATH}:/usr/sbin:/sbin"
+
+missing_packages() {
+  local prog
+  for prog in "${!PACKAGE_OF[@]}"; do
+    command -v "${prog}" >/dev/null 2>&1 || printf '%s\n' "${PACKAGE_OF[${prog}]}"
+  done | sort -u
+}
+
+# Services the packages would start; they must not occupy the stack's ports.
+SYSTEM_SERVICES=(mariadb redis-server redis-sentinel)
+
+install_packages() {
+  local pkgs=("$@") created_policy=0
+  log "installing Debian packages: ${pkgs[*]}"
+  if [[ "$(id -u)" != 0 ]]; then
+    die "installing packages needs root (no sudo is used): run as root: apt-get install ${pkgs[*]}"
+  fi
+  # Keep apt from starting (and enabling) the packages' system services.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# hack/install-deps.sh: no service starts during package installation\nexit 101\n' \
+      >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  local rc=0
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+  } || rc=$?
+  if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
+  ((rc == 0)) || die "apt-get install failed (exit ${rc})"
+  # Belt and braces on a systemd machine: the services stay stopped and disabled.
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    local svc
+    for svc in "${SYSTEM_SERVICES[@]}"; do
+      if systemctl list-unit-files "${svc}.service" >/dev/null 2>&1; then
+        systemctl disable --now "${svc}.service" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
+}
+
+kafka_jars_present() { [[ -f "${KAFKA_HOME}/.complete" ]]; }
+
+fetch_kafka() {
+  local tmp profile
+  if (("${KAFKA_VERSION%%.*}" >= 4)); then profile=kafka4; else profile=kafka3; fi
+  tmp="${KAFKA_HOME}.tmp.$$"
+  rm -rf "${tmp}"
+  mkdir -p "${tmp}"
+  log "fetching Kafka ${KAFKA_VERSION} jars from Maven Central into ${KAFKA_LIB} (profile ${profile})"
+  if ! mvn -B -q -Dstyle.color=never -f "${HS_HACK_DIR}/kafka/pom.xml" -Dkafka.version="${KAFKA_VERSION}" -P"${profile}" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="${tmp}/lib" 2>&1 | sed -e "s/\x1b\[[0-9;]*m//g" -e "/^$/d" >&2; then
+    rm -rf "${tmp}"
+    die "mvn could not fetch org.apache.kafka:kafka_2.13:${KAFKA_VERSION}"
+  fi
+  [[ -f "${tmp}/lib/kafka_2.13-${KAFKA_VERSION}.jar" ]] || die "kafka_2.13-${KAFKA_VERSION}.jar missing after mvn"
+  echo "${KAFKA_VERSION}" >"${tmp}/.complete"
+  rm -rf "${KAFKA_HOME}"
+  mv "${tmp}" "${KAFKA_HOME}"
+  log "Kafka ${KAFKA_VERSION}: $(find "${KAFKA_LIB}" -name '*.jar' | wc -l) jars in ${KAFKA_LIB}"
+}
+
+main() {
+  local check=0 pkgs
+  [[ "${1:-}" == --check ]] && check=1
+  mapfile -t pkgs < <(missing_packages)
+  if ((check)); then
+    local ok=0
+    if ((${#pkgs[@]})); then
+      log "missing Debian packages: ${pkgs[*]}"
+      ok=1
+    fi
+    if ! kafka_jars_present; then
+      log "missing Kafka ${KAFKA_VERSION} jars in ${KAFKA_LIB}"
+      ok=1
+    fi
+    return "${ok}"
+  fi
+  if ((${#pkgs[@]})); then install_packages "${pkgs[@]}"; fi
+  kafka_jars_present || fetch_kafka
+}
+
+main "$@"
