@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: help deps build up down status logs test test-unit test-integration lint typecheck format clean
+.PHONY: help deps build up down status logs token test test-unit test-integration lint typecheck format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,7 @@ build: deps ## Compile every package (tsc -b)
 
 up: build ## Start the local stack of real servers and every service (idempotent)
 	@bash hack/stack.sh up
+	@bash hack/dev-env.sh >/dev/null
 	@bash hack/services.sh up
 
 down: ## Stop the services and servers that `make up` started
@@ -32,6 +33,11 @@ status: ## Show every server and service with its health
 
 logs: ## Tail the logs of every server and service
 	@bash hack/stack.sh logs
+
+token: ## Print a dev bearer token: make -s token USER=alice [SCOPE=counters:write]
+	@npx tsc -b services/platform >/dev/null
+	@bash hack/dev-env.sh >/dev/null
+	@node hack/token.mjs "$(USER)" "$(SCOPE)"
 
 test: build ## Lint, typecheck, unit and integration tests against the real stack (starts and stops what it needs)
 	@bash hack/test.sh all
