@@ -1,3 +1,7 @@
+/**
+ * Per-dependency resilience policies (cockatiel 3.2.1): timeout + retry + circuit breaker with
+ * metrics, and the typed 503 errors services map or fall back on.
+ */
 export {
   createPolicy,
   type DependencyPolicy,
