@@ -9,6 +9,7 @@ export * from './http/error-handler.js';
 export * from './http/http-metrics.js';
 export * from './http/ops-server.js';
 export * from './http/base-app.js';
+export * from './http/dependency-errors.js';
 export * from './http/auth.js';
 export * from './redis/index.js';
 export * from './mysql/index.js';

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { fastifyLoggingOptions } from '../logger.js';
 import { installProblemHandlers, type ErrorMapper } from './error-handler.js';
 import { installHttpMetrics } from './http-metrics.js';
+import { mapDependencyError } from './dependency-errors.js';
 
 export interface BaseAppOptions {
   logger: Logger;
@@ -14,7 +15,10 @@ export interface BaseAppOptions {
   requestTimeoutMs?: number;
   /** Log one line per request (off by default; metrics count every request). */
   logRequests?: boolean;
-  /** Maps domain errors (breaker open, Kafka unavailable, ...) to problems. */
+  /**
+   * Maps the service's domain errors to problems; platform dependency failures (Redis, Kafka,
+   * MySQL outages and timeouts) fall through to {@link mapDependencyError} and become 503s.
+   */
   mapError?: ErrorMapper;
 }
 
@@ -46,7 +50,10 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
     if (closing) reply.header('connection', 'close');
   });
   installHttpMetrics(app, options.registry);
-  installProblemHandlers(app, options.mapError ? { mapError: options.mapError } : {});
+  const serviceMapper = options.mapError;
+  installProblemHandlers(app, {
+    mapError: (error) => serviceMapper?.(error) ?? mapDependencyError(error),
+  });
   await app.register(helmet, { global: true });
   return app;
 }

@@ -4,6 +4,8 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBaseApp } from './base-app.js';
 import { HttpProblem, serviceUnavailable } from './problem.js';
+import { RedisTimeoutError } from '../redis/errors.js';
+import { KafkaUnavailableError } from '../kafka/errors.js';
 
 class DependencyDown extends Error {}
 
@@ -45,6 +47,12 @@ describe('base app: problem+json errors, request ids, security headers', () => {
     });
     app.get('/down', async () => {
       throw new DependencyDown('ECONNREFUSED 10.0.0.1:6379');
+    });
+    app.get('/redis-timeout', async () => {
+      throw new RedisTimeoutError('no reply from 127.0.0.1:6379 within 500 ms', { shard: 'shard-0' });
+    });
+    app.get('/kafka-down', async () => {
+      throw new KafkaUnavailableError('timeout', 'no ack within 3000 ms');
     });
     app.get('/boom', async () => {
       throw new Error('secret internal detail');
@@ -112,6 +120,16 @@ describe('base app: problem+json errors, request ids, security headers', () => {
     expect(response.statusCode).toBe(503);
     expect(response.headers['retry-after']).toBe('2');
     expect(response.body).not.toContain('10.0.0.1');
+  });
+
+  it('maps platform dependency failures to 503 by default, without leaking details', async () => {
+    for (const url of ['/redis-timeout', '/kafka-down']) {
+      const response = await app.inject(url);
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.body).not.toContain('127.0.0.1');
+      expect(response.body).not.toContain('3000 ms');
+    }
   });
 
   it('hides the message of unknown errors', async () => {
