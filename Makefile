@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: help deps build up down status logs token test test-unit test-integration lint typecheck format clean
+.PHONY: help deps build up down status logs token bench test test-unit test-integration lint typecheck format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,11 @@ token: ## Print a dev bearer token: make -s token USER=alice [SCOPE=counters:wri
 	@npx tsc -b services/platform >/dev/null
 	@bash hack/dev-env.sh >/dev/null
 	@node hack/token.mjs "$(USER)" "$(SCOPE)"
+
+bench: build ## Load scenarios vs a bare-Fastify floor: make bench [SCENARIOS="like-write-spread like-read"]
+	@bash hack/stack.sh up
+	@bash hack/dev-env.sh >/dev/null
+	@node bench/dist/run.js $(SCENARIOS)
 
 test: build ## Lint, typecheck, unit and integration tests against the real stack (starts and stops what it needs)
 	@bash hack/test.sh all

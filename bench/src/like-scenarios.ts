@@ -1,0 +1,74 @@
+import type { PlannedRequest } from './load.js';
+
+/** A scenario: how to build its n-th request, and whether it writes likes to verify afterwards. */
+export interface Scenario {
+  name: string;
+  writes: boolean;
+  next: () => PlannedRequest;
+}
+
+const SPREAD_POSTS = 1_000;
+
+/**
+ * The like scenarios of the bench. Every write is a distinct (user, post) pair, so each 2xx answer
+ * must add exactly one like in MySQL — which is what the verification counts.
+ */
+export function likeScenarios(runId: string, token: (userId: string) => string): Scenario[] {
+  const spreadPost = (index: number) => `${runId}-p${index % SPREAD_POSTS}`;
+  const auth = (userId: string) => ({ authorization: `Bearer ${token(userId)}` });
+  let spread = 0;
+  let hot = 0;
+  let read = 0;
+  let batch = 0;
+  const readerToken = auth(`${runId}-reader`);
+  return [
+    {
+      name: 'like-write-spread',
+      writes: true,
+      next: () => {
+        const sequence = spread++;
+        const postId = spreadPost(sequence);
+        const userId = `${runId}-s${Math.floor(sequence / SPREAD_POSTS)}`;
+        return {
+          method: 'PUT',
+          path: `/v1/posts/${postId}/like`,
+          headers: auth(userId),
+          key: `${userId}|${postId}`,
+        };
+      },
+    },
+    {
+      name: 'like-write-hot',
+      writes: true,
+      next: () => {
+        const postId = `${runId}-hot`;
+        const userId = `${runId}-h${hot++}`;
+        return {
+          method: 'PUT',
+          path: `/v1/posts/${postId}/like`,
+          headers: auth(userId),
+          key: `${userId}|${postId}`,
+        };
+      },
+    },
+    {
+      name: 'like-read',
+      writes: false,
+      next: () => ({ method: 'GET', path: `/v1/posts/${spreadPost(read++)}/likes`, headers: readerToken }),
+    },
+    {
+      name: 'like-batch-read',
+      writes: false,
+      next: () => {
+        const start = (batch++ * 100) % SPREAD_POSTS;
+        const postIds = Array.from({ length: 100 }, (_, offset) => spreadPost(start + offset));
+        return {
+          method: 'POST',
+          path: '/v1/likes:batchGet',
+          headers: readerToken,
+          body: JSON.stringify({ postIds }),
+        };
+      },
+    },
+  ];
+}
