@@ -40,6 +40,16 @@ function validationProblem(error: FastifyError): HttpProblem {
   });
 }
 
+function malformedBody(detail: string): HttpProblem {
+  return new HttpProblem({
+    status: 400,
+    slug: 'malformed-body',
+    title: 'Malformed request body',
+    field: 'body',
+    detail,
+  });
+}
+
 function frameworkProblem(error: FastifyError): HttpProblem | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -53,13 +63,7 @@ function frameworkProblem(error: FastifyError): HttpProblem | undefined {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new HttpProblem({
-        status: 400,
-        slug: 'malformed-body',
-        title: 'Malformed request body',
-        field: 'body',
-        detail: error.message,
-      });
+      return malformedBody(error.message);
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new HttpProblem({
         status: 413,
@@ -71,15 +75,7 @@ function frameworkProblem(error: FastifyError): HttpProblem | undefined {
     default:
       break;
   }
-  if (error instanceof SyntaxError && error.statusCode === 400) {
-    return new HttpProblem({
-      status: 400,
-      slug: 'malformed-body',
-      title: 'Malformed request body',
-      field: 'body',
-      detail: error.message,
-    });
-  }
+  if (error instanceof SyntaxError && error.statusCode === 400) return malformedBody(error.message);
   const status = error.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     // Errors raised by plugins (rate limit, auth, ...) that carry a client status keep it.
