@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { createLogger } from './logger.js';
 import { ConfigError } from './config.js';
 
 /**
@@ -8,7 +8,7 @@ import { ConfigError } from './config.js';
  */
 export function runMain(service: string, start: () => Promise<void>): void {
   start().catch((error: unknown) => {
-    const logger = pino({ base: { service }, timestamp: pino.stdTimeFunctions.isoTime });
+    const logger = createLogger({ service });
     if (error instanceof ConfigError) {
       logger.fatal({ issues: error.issues }, error.message);
     } else {

@@ -1,0 +1,105 @@
+/**
+ * The likes handler: `likes.events.v1` → `like_records` + `post_stats`, keeping
+ * `post_stats.like_count = COUNT(*)` of the post's `like_records` (DESIGN §6 invariant 2).
+ */
+import { decodeLikeEvent, TOPICS, type LikeEvent, type MysqlExecutor } from '@hyperscale/platform';
+import { ApplyConflictError } from '../errors.js';
+import type { OffsetEvent } from '../offsets.js';
+import type { ApplyStats, TopicHandler } from '../pipeline.js';
+import { collapseLikes, likeKey, planLikes, toSqlDatetime, type LikeIntent } from './like-collapse.js';
+
+// Ids are ASCII with binary collation in the schema; JSON_TABLE columns must say so too, or the
+// comparison is done in utf8mb4 and the primary key cannot be used. STRAIGHT_JOIN keeps the small
+// JSON list as the driving table (one primary-key lookup per pair) whatever the statistics say.
+const ID = 'VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin';
+const PAIRS = `JSON_TABLE(?, '$[*]' COLUMNS (p ${ID} PATH '$[0]', u ${ID} PATH '$[1]')) AS j`;
+const TIMED_PAIRS = `JSON_TABLE(?, '$[*]' COLUMNS (p ${ID} PATH '$[0]', u ${ID} PATH '$[1]', t DATETIME(6) PATH '$[2]')) AS j`;
+
+/** Existing rows among the batch's pairs, locked until COMMIT so nobody deletes them meanwhile. */
+const SELECT_PRESENT = `SELECT r.post_id, r.user_id FROM ${PAIRS} STRAIGHT_JOIN like_records AS r ON r.post_id = j.p AND r.user_id = j.u FOR UPDATE`;
+/** Plain INSERT, not IGNORE: a row inserted concurrently must fail the transaction, not be counted. */
+const INSERT_LIKES = `INSERT INTO like_records (post_id, user_id, created_at) SELECT j.p, j.u, j.t FROM ${TIMED_PAIRS}`;
+const DELETE_LIKES = `DELETE r FROM ${PAIRS} STRAIGHT_JOIN like_records AS r ON r.post_id = j.p AND r.user_id = j.u`;
+/** Unlike + like of an existing row within one batch: same row, new time (as delete + insert would). */
+const REFRESH_LIKES = `UPDATE ${TIMED_PAIRS} STRAIGHT_JOIN like_records AS r ON r.post_id = j.p AND r.user_id = j.u SET r.created_at = j.t`;
+const UPSERT_COUNTS = `INSERT INTO post_stats (post_id, like_count) SELECT j.p, j.d FROM JSON_TABLE(?, '$[*]' COLUMNS (p ${ID} PATH '$[0]', d BIGINT PATH '$[1]')) AS j ON DUPLICATE KEY UPDATE like_count = like_count + VALUES(like_count)`;
+
+/**
+ * Parses a like event and also checks that its time fits a DATETIME, so an event that decodes is
+ * an event that can be stored (otherwise it would fail inside the transaction instead).
+ * @throws InvalidEventError naming the bad field.
+ */
+export function decodeStorableLikeEvent(value: string | null): LikeEvent {
+  const event = decodeLikeEvent(value);
+  toSqlDatetime(event.at);
+  return event;
+}
+
+/**
+ * Applies a batch: collapse to one intent per (post, user) (the last event wins), lock and read
+ * which pairs exist, insert absent likes, delete present unlikes, and add to each post's count
+ * exactly the rows inserted minus the rows deleted. Repeated likes, unlikes of nothing, and rows
+ * a fallback path already wrote change nothing. The result equals applying the events one by one
+ * (`created_at` included). At most five statements per batch whatever its size.
+ * @throws ApplyConflictError when a statement changed fewer rows than the locks guarantee.
+ */
+export async function applyLikes(
+  conn: MysqlExecutor,
+  events: readonly OffsetEvent<LikeEvent>[],
+): Promise<ApplyStats> {
+  const { intents, collapsed } = collapseLikes(events);
+  if (intents.length === 0) return { collapsed, unchanged: 0, rowsChanged: 0 };
+  const rows = await conn.select<{ post_id: string; user_id: string }>(SELECT_PRESENT, [
+    JSON.stringify(intents.map((i) => [i.postId, i.userId])),
+  ]);
+  const present = new Set(rows.map((r) => likeKey(r.post_id, r.user_id)));
+  const plan = planLikes(intents, present);
+  let rowsChanged = 0;
+  if (plan.inserts.length > 0) {
+    const result = await conn.execute(INSERT_LIKES, [
+      JSON.stringify(plan.inserts.map((i) => [i.postId, i.userId, toSqlDatetime(i.at)])),
+    ]);
+    expectRows('insert into like_records', result.affectedRows, plan.inserts);
+    rowsChanged += result.affectedRows;
+  }
+  if (plan.deletes.length > 0) {
+    const result = await conn.execute(DELETE_LIKES, [
+      JSON.stringify(plan.deletes.map((i) => [i.postId, i.userId])),
+    ]);
+    expectRows('delete from like_records', result.affectedRows, plan.deletes);
+    rowsChanged += result.affectedRows;
+  }
+  if (plan.refreshes.length > 0) {
+    // Locked rows, so all of them match; affectedRows may still be lower where the time is equal.
+    const result = await conn.execute(REFRESH_LIKES, [
+      JSON.stringify(plan.refreshes.map((i) => [i.postId, i.userId, toSqlDatetime(i.at)])),
+    ]);
+    rowsChanged += result.affectedRows;
+  }
+  if (plan.deltas.size > 0) {
+    await conn.execute(UPSERT_COUNTS, [JSON.stringify([...plan.deltas])]);
+    rowsChanged += plan.deltas.size;
+  }
+  return { collapsed, unchanged: plan.unchanged, rowsChanged };
+}
+
+function expectRows(what: string, affected: number, planned: readonly LikeIntent[]): void {
+  if (affected !== planned.length) {
+    throw new ApplyConflictError(`${what} changed ${affected} rows, planned ${planned.length}`);
+  }
+}
+
+/** Options of {@link likesHandler}. */
+export interface LikesHandlerOptions {
+  /** Topic to consume (default `likes.events.v1`; tests use their own). */
+  topic?: string;
+}
+
+/** The likes {@link TopicHandler}. */
+export function likesHandler(options: LikesHandlerOptions = {}): TopicHandler<LikeEvent> {
+  return {
+    topic: options.topic ?? TOPICS.likes,
+    decode: decodeStorableLikeEvent,
+    apply: applyLikes,
+  };
+}

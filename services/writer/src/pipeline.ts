@@ -1,0 +1,385 @@
+/**
+ * The write-behind pipeline (DESIGN.md §2 "Writer"): one consumer group over every handled topic,
+ * each partition batch applied to the MySQL primary in ONE transaction together with the
+ * partition's next offset, so every event is applied exactly once whatever crashes when.
+ * See README.md for the step-by-step argument.
+ */
+import {
+  BatchConsumer,
+  TransientHandlerError,
+  type AssignmentControl,
+  type BatchConsumerOptions,
+  type BatchHandler,
+  type Logger,
+  type MysqlConnection,
+  type MysqlExecutor,
+  type MysqlPool,
+  type PartitionBatch,
+  type Registry,
+  type RetryPolicy,
+  type TopicPartitionRef,
+} from '@hyperscale/platform';
+import { classifyFailure } from './errors.js';
+import { writerMetrics, type WriterMetrics } from './metrics.js';
+import { splitByStoredOffset, type OffsetEvent } from './offsets.js';
+
+export type { OffsetEvent } from './offsets.js';
+
+/** What a handler reports about one applied batch (for metrics and logs). */
+export interface ApplyStats {
+  /** Events absorbed by a later event with the same key in the batch (e.g. like → unlike). */
+  readonly collapsed: number;
+  /** Events whose intended state MySQL already had (a repeated like, an unlike of nothing). */
+  readonly unchanged: number;
+  /** Rows inserted, updated or deleted, all tables together. */
+  readonly rowsChanged: number;
+}
+
+/**
+ * How one topic's events are decoded and applied. New topics (counters, uniques) join the pipeline
+ * by adding a handler; the pipeline itself does not change.
+ */
+export interface TopicHandler<E> {
+  readonly topic: string;
+  /**
+   * Parses one message value (UTF-8 text, null for a tombstone). Throw `InvalidEventError` when it
+   * can never be applied: the consumer isolates that one message and dead-letters it, and every
+   * other message of the batch is still applied. Must be pure (it runs again on every retry).
+   */
+  decode(value: string | null): E;
+  /**
+   * Applies events (offset order, none applied before) on `conn`, which is inside the batch's
+   * transaction: do not COMMIT/ROLLBACK, do not keep the connection. Must be deterministic given the
+   * database state, since the transaction is re-run after a deadlock or conflict. Throw
+   * `ApplyConflictError` for a lost race (re-run), `InvalidEventError` for an event that can never
+   * be stored (dead-lettered); any other error pauses the partition and retries later.
+   */
+  apply(conn: MysqlExecutor, events: readonly OffsetEvent<E>[]): Promise<ApplyStats>;
+}
+
+/** Options of {@link runPipeline}. */
+export interface PipelineOptions {
+  kafka: BatchConsumerOptions['kafka'];
+  /** The MySQL PRIMARY pool: every transaction and the stored offsets live there. */
+  pool: MysqlPool;
+  /** Kafka consumer group, also the `group_id` of the offsets stored in MySQL. */
+  groupId: string;
+  /** One per topic; topics must be distinct. */
+  handlers: readonly TopicHandler<unknown>[];
+  logger: Logger;
+  registry: Registry;
+  batch?: {
+    /** Largest batch applied in one transaction. Default 1000. */
+    maxMessages?: number;
+    /** Longest a fetch waits for more data. Default 100 ms. */
+    maxWaitMs?: number;
+    /** Partitions applied in parallel (each partition stays sequential). Default 4. */
+    partitionsConcurrently?: number;
+  };
+  /** Consumer retry policy before poison isolation (see BatchConsumer). Default 3 attempts, 100 ms … 2 s. */
+  retry?: Partial<RetryPolicy>;
+  /** How long a partition stays paused after a transient failure. Default 1000 ms. */
+  transientPauseMs?: number;
+  /** Attempts of one transaction on deadlock / lock wait timeout / conflict. Default 3. */
+  transactionAttempts?: number;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  startTimeoutMs?: number;
+  /** Bound on `stop()`: the batch in progress is finished, then the group left. Default 10 000 ms. */
+  stopTimeoutMs?: number;
+  /**
+   * Seek every assigned partition to the `next_offset` stored in MySQL at start and on every
+   * rebalance (default true). Turning it off only makes sense in tests of the in-transaction
+   * de-duplication: correctness does not depend on it, efficiency does.
+   */
+  seekToStoredOffsets?: boolean;
+}
+
+/** A running pipeline. */
+export interface PipelineHandle {
+  /**
+   * Stops consuming: the batch being applied finishes (its transaction commits or rolls back),
+   * the group is left, connections to Kafka closed — bounded by `stopTimeoutMs`. Does not close
+   * the MySQL pool (the caller owns it). Idempotent; never rejects.
+   */
+  stop(): Promise<void>;
+  /** True between a successful start (group joined) and `stop()`. */
+  isRunning(): boolean;
+  /** Partitions this member owns as of the last rebalance. */
+  assignedPartitions(): TopicPartitionRef[];
+}
+
+const SELECT_OFFSET_FOR_UPDATE =
+  'SELECT next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ? AND `partition` = ? FOR UPDATE';
+const INSERT_OFFSET =
+  'INSERT INTO consumer_offsets (group_id, topic, `partition`, next_offset) VALUES (?, ?, ?, ?)';
+const UPDATE_OFFSET =
+  'UPDATE consumer_offsets SET next_offset = ? WHERE group_id = ? AND topic = ? AND `partition` = ?';
+const SELECT_STORED_OFFSETS =
+  'SELECT `partition` AS p, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?';
+
+interface BatchOutcome {
+  fresh: number;
+  duplicates: number;
+  stats: ApplyStats | null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Runs one batch's transaction protocol; see {@link runPipeline}. */
+class PartitionApplier {
+  constructor(
+    private readonly pool: MysqlPool,
+    private readonly groupId: string,
+    private readonly metrics: WriterMetrics,
+    private readonly logger: Logger,
+    private readonly transactionAttempts: number,
+  ) {}
+
+  handlerFor(handler: TopicHandler<unknown>): BatchHandler {
+    return async (batch) => {
+      // Decoding first, outside any transaction: a poison message fails the call before MySQL is
+      // touched, and the consumer's bisection dead-letters exactly that message.
+      const events = batch.messages.map((m) => ({ offset: m.offset, event: handler.decode(m.value) }));
+      const stopTimer = this.metrics.applyDuration.startTimer({ topic: batch.topic });
+      this.metrics.batchSize.observe({ topic: batch.topic }, events.length);
+      const outcome = await this.applyWithRetries(handler, batch, events);
+      stopTimer();
+      this.record(batch, outcome);
+    };
+  }
+
+  private record(batch: PartitionBatch, outcome: BatchOutcome): void {
+    const topic = batch.topic;
+    if (outcome.duplicates > 0) {
+      this.metrics.skipped.inc({ topic, reason: 'duplicate' }, outcome.duplicates);
+      this.logger.info(
+        { topic, partition: batch.partition, firstOffset: batch.firstOffset, duplicates: outcome.duplicates },
+        'skipped events already applied (offset below the stored next_offset)',
+      );
+    }
+    this.metrics.transactions.inc({ topic, outcome: outcome.stats === null ? 'empty' : 'commit' });
+    if (outcome.stats === null) return;
+    this.metrics.applied.inc({ topic }, outcome.fresh);
+    this.metrics.rowsChanged.inc({ topic }, outcome.stats.rowsChanged);
+    this.metrics.noop.inc({ topic, reason: 'collapsed' }, outcome.stats.collapsed);
+    this.metrics.noop.inc({ topic, reason: 'unchanged' }, outcome.stats.unchanged);
+  }
+
+  private async applyWithRetries(
+    handler: TopicHandler<unknown>,
+    batch: PartitionBatch,
+    events: OffsetEvent<unknown>[],
+  ): Promise<BatchOutcome> {
+    for (let attempt = 1; ; attempt += 1) {
+      let conn: MysqlConnection;
+      try {
+        conn = await this.pool.acquire();
+      } catch (err) {
+        this.metrics.transactions.inc({ topic: batch.topic, outcome: 'failed' });
+        throw new TransientHandlerError(`no MySQL primary connection: ${message(err)}`, { cause: err });
+      }
+      try {
+        return await this.transaction(conn, handler, batch, events);
+      } catch (err) {
+        await rollbackQuietly(conn);
+        const kind = classifyFailure(err);
+        if (kind === 'retry' && attempt < this.transactionAttempts) {
+          this.metrics.transactions.inc({ topic: batch.topic, outcome: 'retry' });
+          this.logger.debug(
+            { err, topic: batch.topic, partition: batch.partition, attempt },
+            'transaction retried',
+          );
+          await sleep(Math.min(200, 10 * 2 ** (attempt - 1)) * (0.5 + Math.random()));
+          continue;
+        }
+        this.metrics.transactions.inc({ topic: batch.topic, outcome: 'failed' });
+        if (kind === 'poison') throw err;
+        throw new TransientHandlerError(
+          `applying ${batch.topic}[${batch.partition}] from ${batch.firstOffset} failed: ${message(err)}`,
+          { cause: err },
+        );
+      } finally {
+        conn.release();
+      }
+    }
+  }
+
+  /**
+   * One attempt: lock the partition's offset row, drop what it says was applied, apply the rest and
+   * move the offset, COMMIT. READ COMMITTED: locking reads then lock only rows that exist (no gap
+   * locks), so partitions applied in parallel never block each other on neighbouring keys; a row
+   * a concurrent writer inserts meanwhile makes our INSERT fail (duplicate key → re-run) instead of
+   * being counted twice.
+   */
+  private async transaction(
+    conn: MysqlConnection,
+    handler: TopicHandler<unknown>,
+    batch: PartitionBatch,
+    events: OffsetEvent<unknown>[],
+  ): Promise<BatchOutcome> {
+    const key = [this.groupId, batch.topic, batch.partition] as const;
+    await conn.unprepared('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    await conn.unprepared('START TRANSACTION');
+    const [row] = await conn.select<{ next_offset: string }>(SELECT_OFFSET_FOR_UPDATE, key);
+    const stored = row === undefined ? null : String(row.next_offset);
+    const { fresh, duplicates } = splitByStoredOffset(events, stored);
+    if (fresh.length === 0) {
+      await conn.unprepared('ROLLBACK');
+      return { fresh: 0, duplicates, stats: null };
+    }
+    const next = BigInt(batch.nextOffset);
+    // Writing the offset first takes the row lock before any data row: a second writer of the
+    // partition (zombie member, retry after an unknown COMMIT) waits here, then sees our offset.
+    if (row === undefined) await conn.execute(INSERT_OFFSET, [...key, next]);
+    else await conn.execute(UPDATE_OFFSET, [next, ...key]);
+    const stats = await handler.apply(conn, fresh);
+    try {
+      await conn.unprepared('COMMIT');
+    } catch (err) {
+      // Outcome unknown: retrying is safe, the retry finds the stored offset if it did commit.
+      throw new TransientHandlerError(`COMMIT of ${batch.topic}[${batch.partition}] unanswered`, {
+        cause: err,
+      });
+    }
+    return { fresh: fresh.length, duplicates, stats };
+  }
+}
+
+async function rollbackQuietly(conn: MysqlConnection): Promise<void> {
+  if (!conn.usable) return; // destroyed: the server rolls the session back
+  try {
+    await conn.unprepared('ROLLBACK');
+  } catch {
+    conn.destroy();
+  }
+}
+
+/** What {@link createBatchHandler} needs. */
+export interface BatchHandlerDeps {
+  pool: MysqlPool;
+  groupId: string;
+  logger: Logger;
+  registry: Registry;
+  /** Attempts of one transaction on deadlock / lock wait timeout / conflict. Default 3. */
+  transactionAttempts?: number;
+}
+
+/**
+ * The consumer-facing side of one topic: decode the batch, then apply it with the offset protocol
+ * (see {@link runPipeline}). Exported so the protocol can be exercised without a consumer group —
+ * e.g. two "members" applying overlapping batches of one partition at the same time.
+ */
+export function createBatchHandler(handler: TopicHandler<unknown>, deps: BatchHandlerDeps): BatchHandler {
+  const logger = deps.logger.child({ component: 'writer-pipeline', groupId: deps.groupId });
+  const applier = new PartitionApplier(
+    deps.pool,
+    deps.groupId,
+    writerMetrics(deps.registry),
+    logger,
+    Math.max(1, deps.transactionAttempts ?? 3),
+  );
+  return applier.handlerFor(handler);
+}
+
+/**
+ * Reads the offsets stored in MySQL for the assigned partitions and seeks to them, so a member
+ * resumes where MySQL says the data is — not where Kafka's (possibly older) commit says.
+ * Partitions without a stored offset keep Kafka's position.
+ */
+async function seekToStored(
+  pool: MysqlPool,
+  groupId: string,
+  assignments: readonly TopicPartitionRef[],
+  control: AssignmentControl,
+  logger: Logger,
+): Promise<void> {
+  const topics = [...new Set(assignments.map((a) => a.topic))];
+  for (const topic of topics) {
+    const rows = await pool.select<{ p: number; next_offset: string }>(SELECT_STORED_OFFSETS, [
+      groupId,
+      topic,
+    ]);
+    const stored = new Map(rows.map((r) => [Number(r.p), String(r.next_offset)]));
+    const positions: Record<number, string> = {};
+    for (const a of assignments) {
+      if (a.topic !== topic) continue;
+      const offset = stored.get(a.partition);
+      if (offset === undefined) continue;
+      control.seekTo(topic, a.partition, offset);
+      positions[a.partition] = offset;
+    }
+    logger.info({ topic, positions }, 'partitions positioned at the offsets stored in MySQL');
+  }
+}
+
+/**
+ * Starts the pipeline and resolves once the consumer joined its group.
+ *
+ * Per partition batch (consecutive messages of one partition, offset order): decode every message
+ * (a poison one fails the call → the consumer retries, bisects and dead-letters only it), then in
+ * one transaction on the primary: `SELECT next_offset … FOR UPDATE`, drop events below it, move the
+ * offset to the batch's end, apply the rest through the topic's handler, COMMIT; then the consumer
+ * commits to Kafka. On start and every rebalance, assigned partitions are sought to the offsets
+ * stored in MySQL. Deadlocks and lost races re-run the transaction; MySQL being unavailable (or
+ * any unexpected failure) throws `TransientHandlerError`: the partition pauses and is re-delivered,
+ * never dead-lettered.
+ * @throws KafkaError if the group cannot be joined within `startTimeoutMs`.
+ */
+export async function runPipeline(options: PipelineOptions): Promise<PipelineHandle> {
+  const topics = options.handlers.map((h) => h.topic);
+  if (topics.length === 0) throw new RangeError('runPipeline: at least one handler is needed');
+  if (new Set(topics).size !== topics.length) throw new RangeError('runPipeline: one handler per topic');
+  const logger = options.logger.child({ component: 'writer-pipeline', groupId: options.groupId });
+  const handlers: Record<string, BatchHandler> = {};
+  for (const handler of options.handlers) handlers[handler.topic] = createBatchHandler(handler, options);
+  const seek = options.seekToStoredOffsets ?? true;
+  const retry = { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 2000, ...options.retry };
+
+  const consumer = new BatchConsumer({
+    kafka: options.kafka,
+    groupId: options.groupId,
+    handlers,
+    logger: options.logger,
+    registry: options.registry,
+    maxBatchMessages: options.batch?.maxMessages ?? 1000,
+    maxBatchWaitMs: options.batch?.maxWaitMs ?? 100,
+    partitionsConsumedConcurrently: options.batch?.partitionsConcurrently ?? 4,
+    retry,
+    pauseOnTransientMs: options.transientPauseMs ?? 1000,
+    fromBeginning: true,
+    ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+    ...(options.heartbeatIntervalMs === undefined
+      ? {}
+      : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+    ...(options.startTimeoutMs === undefined ? {} : { startTimeoutMs: options.startTimeoutMs }),
+    stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
+    onPartitionsAssigned: seek
+      ? (assignments, control) => seekToStored(options.pool, options.groupId, assignments, control, logger)
+      : undefined,
+  });
+
+  let running = false;
+  await consumer.start();
+  running = true;
+  logger.info({ topics, seekToStoredOffsets: seek }, 'writer pipeline started');
+  let stopping: Promise<void> | null = null;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        running = false;
+        await consumer.stop();
+        logger.info('writer pipeline stopped');
+      })();
+      return stopping;
+    },
+    isRunning: () => running,
+    assignedPartitions: () => consumer.assignedPartitions(),
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * MySQL primary unavailable while events keep arriving: the REAL mariadb-primary is frozen with
+ * SIGSTOP (connections hang, nothing is refused — the hardest case for timeouts) for several
+ * seconds, then resumed (always, in finally). Nothing may be dead-lettered, everything must be
+ * applied exactly once after it returns.
+ */
+import { createMysqlPools, Registry, type LikeEvent } from '@hyperscale/platform';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isHealthy, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import { likesHandler } from '../src/handlers/likes.js';
+import { runPipeline } from '../src/pipeline.js';
+import {
+  actualState,
+  appliedCount,
+  asMessage,
+  createTestBed,
+  drained,
+  endOffsets,
+  expectedState,
+  logger,
+  metricValue,
+  produce,
+  randomEvents,
+  sleep,
+  waitFor,
+  type TestBed,
+} from './helpers.js';
+
+const beds: TestBed[] = [];
+afterAll(async () => {
+  if (!(await isHealthy('mariadb-primary'))) await startServer('mariadb-primary');
+  for (const bed of beds) await bed.cleanup();
+});
+
+describe('writer during a MySQL primary outage', () => {
+  it('(e) primary frozen (SIGSTOP) for 6 s: nothing dead-lettered, everything applied once after it returns', async () => {
+    const bed = await createTestBed('outage', 3);
+    beds.push(bed);
+    const groupId = bed.groupId('e');
+    // The pipeline's own pool with short deadlines, as in production config.
+    const pools = createMysqlPools({
+      primaryUrl: bed.url,
+      connectionLimit: 5,
+      connectTimeoutMs: 1000,
+      queryTimeoutMs: 1000,
+    });
+    const registry = new Registry();
+    const pipeline = await runPipeline({
+      kafka: bed.kafka,
+      pool: pools.primary,
+      groupId,
+      handlers: [likesHandler({ topic: bed.topic })],
+      logger,
+      registry,
+      batch: { maxMessages: 200, maxWaitMs: 50, partitionsConcurrently: 3 },
+      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
+      transientPauseMs: 500,
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1000,
+    });
+    const events: LikeEvent[] = randomEvents(9000, 60, 80, 21);
+    const before = events.slice(0, 3000);
+    const during = events.slice(3000, 6000);
+    const after = events.slice(6000);
+    let frozenMs = 0;
+    try {
+      await produce(bed.kafka, bed.topic, before.map(asMessage));
+      expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 30_000)).toBe(true);
+      const t0 = performance.now();
+      await stopServer('mariadb-primary', 'STOP');
+      try {
+        // Kafka still takes events; the writer cannot apply them.
+        for (let i = 0; i < during.length; i += 500) {
+          await produce(bed.kafka, bed.topic, during.slice(i, i + 500).map(asMessage));
+          await sleep(700);
+        }
+        await sleep(Math.max(0, 6000 - (performance.now() - t0)));
+      } finally {
+        frozenMs = performance.now() - t0;
+        await startServer('mariadb-primary');
+      }
+      await produce(bed.kafka, bed.topic, after.map(asMessage));
+      expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 90_000)).toBe(true);
+      await sleep(500);
+    } finally {
+      await pipeline.stop();
+      await pools.close();
+    }
+    const failed = await metricValue(registry, 'hyperscale_writer_transactions_total', { outcome: 'failed' });
+    const deadLetters = await metricValue(registry, 'hyperscale_kafka_dead_letters_total');
+    const dlqEnd = [...(await endOffsets(bed.kafka, bed.dlqTopic)).values()].reduce((a, v) => a + v, 0n);
+    console.log(
+      `[writer] (e) primary frozen ${frozenMs.toFixed(0)} ms: ${failed} transactions failed transiently, ` +
+        `${deadLetters} dead letters, all ${events.length} events applied after resume`,
+    );
+    expect(failed).toBeGreaterThan(0);
+    expect(deadLetters).toBe(0);
+    expect(dlqEnd).toBe(0n);
+    expect(await appliedCount(bed.pool, groupId, bed.topic)).toBe(BigInt(events.length));
+    const state = await actualState(bed.pool);
+    const expected = expectedState(events);
+    expect(state.invariantViolations).toEqual([]);
+    expect(state.counts).toEqual(expected.counts);
+    expect(state.likes).toEqual(expected.likes);
+  }, 180_000);
+
+  it('(e2) a writer that joins while the primary is frozen cannot read its stored offsets: it delivers nothing until MySQL returns, then resumes from them', async () => {
+    const bed = await createTestBed('outage-join', 2);
+    beds.push(bed);
+    const groupId = bed.groupId('e2');
+    const pools = createMysqlPools({
+      primaryUrl: bed.url,
+      connectionLimit: 5,
+      connectTimeoutMs: 1000,
+      queryTimeoutMs: 1000,
+    });
+    const options = {
+      kafka: bed.kafka,
+      pool: pools.primary,
+      groupId,
+      handlers: [likesHandler({ topic: bed.topic })],
+      logger,
+      batch: { maxMessages: 200, maxWaitMs: 50, partitionsConcurrently: 2 },
+      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
+      transientPauseMs: 500,
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1000,
+    };
+    const events = randomEvents(4000, 30, 40, 22);
+    try {
+      // First writer applies half and stops; Kafka's offsets are then reset, so only MySQL knows.
+      await produce(bed.kafka, bed.topic, events.slice(0, 2000).map(asMessage));
+      const first = await runPipeline({ ...options, registry: new Registry() });
+      expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 30_000)).toBe(true);
+      await first.stop();
+      const admin = bed.kafka.admin();
+      await admin.connect();
+      await admin.resetOffsets({ groupId, topic: bed.topic, earliest: true });
+      await admin.disconnect();
+      await produce(bed.kafka, bed.topic, events.slice(2000).map(asMessage));
+
+      const registry = new Registry();
+      await stopServer('mariadb-primary', 'STOP');
+      let second: Awaited<ReturnType<typeof runPipeline>> | null = null;
+      try {
+        second = await runPipeline({ ...options, registry });
+        await sleep(8000);
+        expect(await metricValue(registry, 'hyperscale_writer_events_applied_total')).toBe(0);
+      } finally {
+        await startServer('mariadb-primary');
+      }
+      try {
+        expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 90_000)).toBe(true);
+        await sleep(500);
+      } finally {
+        await second?.stop();
+      }
+      const applied = await metricValue(registry, 'hyperscale_writer_events_applied_total');
+      const skipped = await metricValue(registry, 'hyperscale_writer_events_skipped_total');
+      console.log(
+        `[writer] (e2) joined during the freeze; after resume applied ${applied}, skipped ${skipped}`,
+      );
+      expect(applied).toBe(2000);
+      expect(await metricValue(registry, 'hyperscale_kafka_dead_letters_total')).toBe(0);
+    } finally {
+      await pools.close();
+    }
+    const state = await actualState(bed.pool);
+    const expected = expectedState(events);
+    expect(state.invariantViolations).toEqual([]);
+    expect(state.counts).toEqual(expected.counts);
+    expect(state.likes).toEqual(expected.likes);
+  }, 180_000);
+});
