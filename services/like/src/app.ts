@@ -1,0 +1,175 @@
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import {
+  createBaseApp,
+  installAuth,
+  tooManyRequests,
+  type MysqlRouter,
+  type RedisShardClient,
+  type TokenVerifier,
+} from '@hyperscale/platform';
+import { mapLikeError } from './errors.js';
+import { LikeStore, type EventSink, type LikeStoreOptions } from './like-store.js';
+import { adminRoutes } from './routes/admin.js';
+import { compatRoutes } from './routes/compat.js';
+import { docsRoutes } from './routes/docs.js';
+import { likeRoutes } from './routes/likes.js';
+import type { HighWatermarkSource } from './writer-barrier.js';
+
+/** HTTP-level settings of the app (a subset of LikeConfig, so tests can pass literals). */
+export interface LikeAppSettings {
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  adminToken: string;
+  devMode: boolean;
+  /** Requests per user / per IP per window; 0 disables that limit. */
+  rateLimitPerUser: number;
+  rateLimitPerIp: number;
+  rateLimitWindowMs: number;
+  /** Allowed CORS origins; none = no CORS headers at all. */
+  corsOrigins: readonly string[];
+  store: LikeStoreOptions;
+}
+
+/** Everything {@link buildApp} needs; clients are created (and closed) by the caller. */
+export interface LikeAppDeps {
+  settings: LikeAppSettings;
+  logger: Logger;
+  registry: Registry;
+  shards: readonly RedisShardClient[];
+  router: MysqlRouter;
+  producer: EventSink;
+  highWatermarks: HighWatermarkSource;
+  verifier: TokenVerifier;
+  /**
+   * Redis for the rate-limit counters (a dedicated connection with a short command timeout is
+   * best). Without it the counters are per process.
+   */
+  rateLimitRedis?: Redis;
+  /** A store built by the caller (tests); otherwise one is built here and closed with the app. */
+  store?: LikeStore;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The like domain behind the routes. */
+    likeStore: LikeStore;
+  }
+}
+
+/**
+ * Builds the like API (not listening): platform base app (request ids, helmet, RED metrics,
+ * problem+json), OpenAPI + Swagger UI, rate limits per IP (before auth) and per user (after),
+ * optional CORS allowlist, bearer auth on `/v1` and `/api`, the admin route with its own token.
+ */
+export async function buildApp(deps: LikeAppDeps): Promise<FastifyInstance> {
+  const { settings } = deps;
+  const app = await createBaseApp({
+    logger: deps.logger,
+    registry: deps.registry,
+    bodyLimitBytes: settings.bodyLimitBytes,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    mapError: mapLikeError,
+  });
+  const store =
+    deps.store ??
+    new LikeStore({
+      shards: deps.shards,
+      router: deps.router,
+      producer: deps.producer,
+      highWatermarks: deps.highWatermarks,
+      logger: deps.logger,
+      registry: deps.registry,
+      options: settings.store,
+    });
+  if (deps.store === undefined) app.addHook('onClose', async () => store.close());
+  app.decorate('likeStore', store);
+
+  if (settings.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...settings.corsOrigins],
+      methods: ['GET', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+      exposedHeaders: ['x-request-id', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining'],
+      maxAge: 600,
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Hyperscale like API',
+        version: '1.0.0',
+        description:
+          'Likes with a Redis fast path, Kafka durability and a MySQL fallback. Errors are RFC 9457 problem+json.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          adminToken: { type: 'apiKey', in: 'header', name: 'x-admin-token' },
+        },
+      },
+    },
+  });
+
+  await app.register(rateLimit, {
+    global: false,
+    skipOnError: true,
+    nameSpace: 'hs:like:rl:',
+    ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis }),
+  });
+  const window = settings.rateLimitWindowMs;
+  if (settings.rateLimitPerIp > 0) {
+    app.addHook(
+      'onRequest',
+      limiter(app, settings.rateLimitPerIp, window, (request) => `ip:${request.ip}`),
+    );
+  }
+
+  await app.register(docsRoutes);
+  await app.register(adminRoutes, { store, adminToken: settings.adminToken });
+  await app.register(async (api) => {
+    installAuth(api, deps.verifier);
+    if (settings.rateLimitPerUser > 0) {
+      api.addHook(
+        'onRequest',
+        limiter(
+          api,
+          settings.rateLimitPerUser,
+          window,
+          (request) => `user:${request.principal?.userId ?? request.ip}`,
+        ),
+      );
+    }
+    await api.register(likeRoutes, { store });
+    await api.register(compatRoutes, { store, devMode: settings.devMode });
+  });
+  return app;
+}
+
+/**
+ * An onRequest hook counting requests per key in a fixed window (Redis store of
+ * @fastify/rate-limit, `skipOnError`: a Redis outage lets requests through rather than blocking
+ * them). Over the limit → 429 problem with Retry-After.
+ */
+function limiter(
+  app: FastifyInstance,
+  max: number,
+  timeWindow: number,
+  key: (request: FastifyRequest) => string,
+) {
+  const check = app.createRateLimit({ max, timeWindow, keyGenerator: key, skipOnError: true });
+  return async (request: FastifyRequest, reply: { header: (name: string, value: string) => unknown }) => {
+    const result = await check(request);
+    if (result.isAllowed) return;
+    reply.header('x-ratelimit-limit', String(result.max));
+    reply.header('x-ratelimit-remaining', String(result.remaining));
+    if (result.isExceeded) throw tooManyRequests(Math.max(1, result.ttlInSeconds));
+  };
+}

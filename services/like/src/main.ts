@@ -1,0 +1,162 @@
+import {
+  GracefulShutdown,
+  GroupCommitProducer,
+  Health,
+  RedisShardClient,
+  ReplicaLagMonitor,
+  MysqlRouter,
+  TokenVerifier,
+  buildOpsServer,
+  createKafka,
+  createLogger,
+  createMysqlPools,
+  createRedisClient,
+  createRegistry,
+  migrate,
+  runMain,
+  withTimeout,
+} from '@hyperscale/platform';
+import { buildApp } from './app.js';
+import { loadLikeConfig } from './config.js';
+import { appSettings, shardOptions } from './settings.js';
+import { mysqlPing } from './mysql-likes.js';
+
+async function start(): Promise<void> {
+  const config = loadLikeConfig();
+  const logger = createLogger({ service: config.SERVICE_NAME, level: config.LOG_LEVEL });
+  const registry = createRegistry({ service: config.SERVICE_NAME });
+  const health = new Health();
+  const shutdown = new GracefulShutdown({
+    logger,
+    health,
+    delayMs: config.SHUTDOWN_DELAY_MS,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
+
+  const verifier = new TokenVerifier({
+    hs256Secret: config.JWT_HS256_SECRET,
+    jwksUrl: config.JWT_JWKS_URL,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+  });
+
+  if (config.MYSQL_MIGRATE_ON_START) await migrate({ url: config.MYSQL_PRIMARY_URL, logger });
+  const pools = createMysqlPools({
+    primaryUrl: config.MYSQL_PRIMARY_URL,
+    replicaUrl: config.MYSQL_REPLICA_URL,
+    connectionLimit: config.MYSQL_CONNECTION_LIMIT,
+    connectTimeoutMs: config.MYSQL_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: config.MYSQL_QUERY_TIMEOUT_MS,
+    logger,
+    registry,
+  });
+  const monitor =
+    pools.replica === null
+      ? undefined
+      : new ReplicaLagMonitor({ primary: pools.primary, replica: pools.replica, logger, registry });
+  await monitor?.start();
+  const router = new MysqlRouter({
+    pools,
+    ...(monitor === undefined ? {} : { replicaStatus: monitor }),
+    stickyWindowMs: config.MYSQL_STICKY_WINDOW_MS,
+    maxReplicaLagMs: config.MYSQL_MAX_REPLICA_LAG_MS,
+    logger,
+    registry,
+  });
+
+  const shards = shardOptions(config).map((options) => new RedisShardClient(options, { logger, registry }));
+  const first = shardOptions(config)[0];
+  const rateLimitRedis =
+    first === undefined
+      ? undefined
+      : createRedisClient({
+          ...first,
+          commandTimeoutMs: Math.min(150, config.REDIS_COMMAND_TIMEOUT_MS),
+          connectionName: `hyperscale:${config.SERVICE_NAME}:rate-limit`,
+          logger: logger.child({ component: 'rate-limit-redis' }),
+        });
+  // Serve even when a shard is down at start-up: its breaker sends requests to MySQL.
+  await Promise.all(
+    shards.map((shard) =>
+      shard.waitUntilReady(config.REDIS_CONNECT_TIMEOUT_MS * 2).catch((err: unknown) => {
+        logger.warn(
+          { err, shard: shard.shard },
+          'redis shard not ready at start-up; serving from MySQL until it is',
+        );
+      }),
+    ),
+  );
+
+  const kafka = createKafka({
+    clientId: config.KAFKA_CLIENT_ID ?? config.SERVICE_NAME,
+    brokers: config.KAFKA_BROKERS.map(({ host, port }) => `${host}:${port}`),
+    connectionTimeoutMs: config.KAFKA_CONNECTION_TIMEOUT_MS,
+    requestTimeoutMs: config.KAFKA_REQUEST_TIMEOUT_MS,
+    logger,
+  });
+  const producer = new GroupCommitProducer({
+    kafka,
+    logger,
+    registry,
+    lingerMs: config.KAFKA_LINGER_MS,
+    maxBatch: config.KAFKA_MAX_BATCH,
+    sendTimeoutMs: config.KAFKA_SEND_TIMEOUT_MS,
+  });
+  const admin = kafka.admin({ retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 } });
+  let producerConnected = false;
+  await Promise.all([
+    producer.connect().then(
+      () => (producerConnected = true),
+      (err: unknown) =>
+        logger.warn({ err }, 'kafka producer not connected at start-up; the MySQL fallback serves'),
+    ),
+    withTimeout(admin.connect(), config.KAFKA_CONNECTION_TIMEOUT_MS * 2, 'kafka admin connect').catch(
+      (err: unknown) => logger.warn({ err }, 'kafka admin not connected at start-up'),
+    ),
+  ]);
+
+  const app = await buildApp({
+    settings: appSettings(config),
+    logger,
+    registry,
+    shards,
+    router,
+    producer,
+    highWatermarks: (topic) => admin.fetchTopicOffsets(topic),
+    verifier,
+    ...(rateLimitRedis === undefined ? {} : { rateLimitRedis }),
+  });
+  const ops = buildOpsServer({ registry, health, logger });
+
+  health.addReadinessCheck('redis', () => app.likeStore.redisReady());
+  health.addReadinessCheck('mysql:primary', () => mysqlPing(pools.primary));
+  health.addReadinessCheck('kafka:producer', async () => {
+    if (producer.stats().closed) return false;
+    if (!producerConnected) {
+      await producer.connect();
+      producerConnected = true;
+    }
+    return true;
+  });
+
+  shutdown
+    .add('http', () => app.close())
+    .add('kafka producer', () => producer.close())
+    .add('kafka admin', () => admin.disconnect())
+    .add('redis', () =>
+      Promise.all([...shards.map((shard) => shard.close()), rateLimitRedis?.quit().catch(() => undefined)]),
+    )
+    .add('replica monitor', async () => monitor?.stop())
+    .add('mysql', () => pools.close())
+    .add('ops', () => ops.close());
+  shutdown.install();
+
+  await ops.listen({ host: config.METRICS_HOST, port: config.METRICS_PORT });
+  await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+  logger.info(
+    { port: config.HTTP_PORT, metricsPort: config.METRICS_PORT, shards: shards.length },
+    'like service ready',
+  );
+}
+
+runMain('like', start);

@@ -1,0 +1,60 @@
+import type { RedisShardOptions } from '@hyperscale/platform';
+import type { LikeAppSettings } from './app.js';
+import type { LikeConfig } from './config.js';
+
+/** The shard list in REDIS_MASTER_NAMES (or REDIS_DIRECT) order: the slot table depends on it. */
+export function shardOptions(config: LikeConfig): RedisShardOptions[] {
+  const tuning = {
+    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  };
+  if (config.REDIS_SENTINELS !== undefined) {
+    const sentinels = config.REDIS_SENTINELS;
+    return (config.REDIS_MASTER_NAMES ?? []).map((masterName) => ({
+      shard: masterName,
+      sentinels,
+      masterName,
+      connectionName: `hyperscale:${config.SERVICE_NAME}:${masterName}`,
+      ...tuning,
+    }));
+  }
+  return (config.REDIS_DIRECT ?? []).map(({ host, port }, i) => ({
+    shard: `direct-${i}`,
+    host,
+    port,
+    connectionName: `hyperscale:${config.SERVICE_NAME}:direct-${i}`,
+    ...tuning,
+  }));
+}
+
+/** App settings from the validated environment. */
+export function appSettings(config: LikeConfig): LikeAppSettings {
+  return {
+    bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    adminToken: config.ADMIN_TOKEN,
+    devMode: config.LIKE_DEV_MODE,
+    rateLimitPerUser: config.RATE_LIMIT_PER_USER,
+    rateLimitPerIp: config.RATE_LIMIT_PER_IP,
+    rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+    corsOrigins: config.CORS_ORIGINS ?? [],
+    store: {
+      topic: config.LIKE_TOPIC,
+      writerGroupId: config.WRITER_GROUP_ID,
+      warmWaitMs: config.LIKE_WARM_WAIT_MS,
+      directWriteWaitMs: config.LIKE_DIRECT_WRITE_WAIT_MS,
+      cacheTtlMs: config.LIKE_CACHE_TTL_MS,
+      degradedTtlMs: config.LIKE_DEGRADED_TTL_MS,
+      redisTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS + 100,
+      redisBreaker: {
+        consecutiveFailures: config.REDIS_BREAKER_FAILURES,
+        halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,
+      },
+      kafkaTimeoutMs: config.KAFKA_SEND_TIMEOUT_MS + 500,
+      kafkaBreaker: {
+        consecutiveFailures: config.KAFKA_BREAKER_FAILURES,
+        halfOpenAfterMs: config.KAFKA_BREAKER_HALF_OPEN_MS,
+      },
+    },
+  };
+}

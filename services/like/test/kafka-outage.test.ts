@@ -1,0 +1,145 @@
+/**
+ * Kafka broker killed (SIGKILL): likes keep being answered 2xx through the synchronous MySQL
+ * fallback, every one of them is in MySQL, reads stay right (cold posts are read from MySQL while
+ * the writer barrier cannot be established), and once the broker is back and the writer drained,
+ * Redis equals MySQL. The broker is restarted in `finally`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isHealthy, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import { createTestContext, metricValue, sleep, type Child, type TestContext } from './helpers.js';
+
+let ctx: TestContext;
+let writer: Child | undefined;
+
+beforeAll(async () => {
+  ctx = await createTestContext('kafka-outage');
+  writer = await ctx.startWriter();
+});
+
+afterAll(async () => {
+  if (!(await isHealthy('kafka'))) await startServer('kafka');
+  await writer?.stop();
+  await ctx?.close();
+});
+
+describe('Kafka outage', () => {
+  it('answers likes 2xx via the MySQL fallback, loses none, and converges after the broker returns', async () => {
+    const posts = Array.from({ length: 10 }, (_, i) => ctx.post(`k${i}`));
+    const users = Array.from({ length: 8 }, (_, i) => `ku${i}`);
+    const headers = new Map(await Promise.all(users.map(async (u) => [u, await ctx.auth(u)] as const)));
+
+    // Warm the posts and put some likes through Kafka first.
+    for (const post of posts) {
+      const res = await ctx.app.inject({
+        method: 'PUT',
+        url: `/v1/posts/${post}/like`,
+        headers: headers.get('ku0'),
+      });
+      expect(res.statusCode).toBe(200);
+    }
+    await ctx.waitDrained();
+
+    const acknowledged = new Map<string, boolean>(); // `${post}/${user}` → liked (last 2xx wins)
+    for (const post of posts) acknowledged.set(`${post}/ku0`, true);
+    let fallbackLatencies: number[] = [];
+    const statuses: number[] = [];
+    try {
+      await stopServer('kafka', 'KILL');
+      const started = performance.now();
+      const work = posts.flatMap((post) => users.slice(1).map((user) => ({ post, user })));
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < work.length) {
+            const { post, user } = work[next++]!;
+            const t0 = performance.now();
+            const res = await ctx.app.inject({
+              method: 'PUT',
+              url: `/v1/posts/${post}/like`,
+              headers: headers.get(user),
+            });
+            fallbackLatencies.push(performance.now() - t0);
+            statuses.push(res.statusCode);
+            if (res.statusCode === 200) acknowledged.set(`${post}/${user}`, true);
+          }
+        }),
+      );
+      // Unlikes too, and a re-like: idempotent in MySQL.
+      for (const post of posts.slice(0, 3)) {
+        const res = await ctx.app.inject({
+          method: 'DELETE',
+          url: `/v1/posts/${post}/like`,
+          headers: headers.get('ku1'),
+        });
+        statuses.push(res.statusCode);
+        if (res.statusCode === 200) acknowledged.set(`${post}/ku1`, false);
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      fallbackLatencies = fallbackLatencies.sort((a, b) => a - b);
+      console.log(
+        `kafka down: ${statuses.length} writes in ${elapsed.toFixed(2)} s, ${statuses.filter((s) => s === 200).length} × 2xx; ` +
+          `latency p50 ${fallbackLatencies[Math.floor(fallbackLatencies.length / 2)]?.toFixed(1)} ms, ` +
+          `max ${fallbackLatencies.at(-1)?.toFixed(0)} ms`,
+      );
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(
+        await metricValue(ctx.registry, 'hyperscale_like_writes_total', { path: 'mysql_fallback' }),
+      ).toBeGreaterThanOrEqual(statuses.length);
+      expect(await metricValue(ctx.registry, 'hyperscale_breaker_state', { name: 'kafka:likes' })).toBe(2);
+
+      // Every acknowledged like is in MySQL right now (synchronous fallback), counts exact.
+      for (const post of posts) {
+        const expectedUsers = users.filter((u) => acknowledged.get(`${post}/${u}`) === true).sort();
+        expect(await ctx.mysqlState(post)).toEqual({
+          count: expectedUsers.length,
+          rows: expectedUsers.length,
+          users: expectedUsers,
+        });
+        // Reads during the outage are right too (served from MySQL, the post is cold).
+        const read = await ctx.app.inject({
+          method: 'GET',
+          url: `/v1/posts/${post}/likes`,
+          headers: headers.get('ku2'),
+        });
+        expect(read.json()).toEqual({
+          postId: post,
+          count: expectedUsers.length,
+          liked: expectedUsers.includes('ku2'),
+        });
+      }
+    } finally {
+      const t0 = performance.now();
+      await startServer('kafka');
+      console.log(`kafka restarted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+
+    // Back to the fast path: the breaker closes through a half-open probe, the writer drains.
+    if (writer?.exited()) writer = await ctx.startWriter();
+    await sleep(2_500);
+    let back = 0;
+    for (let i = 0; i < 30 && back === 0; i += 1) {
+      const res = await ctx.app.inject({
+        method: 'PUT',
+        url: `/v1/posts/${posts[9]}/like`,
+        headers: headers.get('ku0'),
+      });
+      expect(res.statusCode).toBe(200);
+      back =
+        (await metricValue(ctx.registry, 'hyperscale_breaker_state', { name: 'kafka:likes' })) === 0 ? 1 : 0;
+      if (back === 0) await sleep(500);
+    }
+    expect(back).toBe(1);
+    await ctx.waitDrained(90_000);
+    for (const post of posts) {
+      const mysql = await ctx.mysqlState(post);
+      expect(mysql.count).toBe(mysql.rows);
+      const read = await ctx.app.inject({
+        method: 'GET',
+        url: `/v1/posts/${post}/likes`,
+        headers: headers.get('ku2'),
+      });
+      expect(read.json<{ count: number }>().count).toBe(mysql.count);
+      expect(await ctx.redisState(post)).toEqual({ count: mysql.count, users: mysql.users });
+    }
+  });
+});
