@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { installAuth, signDevToken, TokenVerifier } from './auth.js';
 import { installProblemHandlers } from './error-handler.js';
 
@@ -93,6 +93,19 @@ describe('bearer auth', () => {
       app.inject({ method: 'POST', url: '/counters', headers: { authorization: `Bearer ${token}` } });
     expect((await post(plain)).statusCode).toBe(403);
     expect((await post(scoped)).statusCode).toBe(200);
+  });
+
+  it('does not serve a cached token past its expiry', async () => {
+    const verifier = new TokenVerifier({ hs256Secret: secret, clockToleranceSeconds: 0 });
+    const token = await signDevToken({ secret, userId: 'carol', ttlSeconds: 5 });
+    expect((await verifier.verify(token)).userId).toBe('carol');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 10_000);
+      await expect(verifier.verify(token)).rejects.toThrow('Token has expired');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a short HS256 secret at construction', () => {

@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { unauthorized, forbidden } from './problem.js';
@@ -29,6 +30,14 @@ export interface AuthOptions {
   clockToleranceSeconds?: number;
   /** Timeout for fetching the JWKS document. */
   jwksTimeoutMs?: number;
+  /** How many verified tokens to remember (0 disables the cache). */
+  cacheSize?: number;
+}
+
+interface CachedPrincipal {
+  principal: Principal;
+  /** Epoch ms after which the entry must be verified again (token expiry, at most a minute). */
+  validUntil: number;
 }
 
 const USER_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -40,7 +49,11 @@ const USER_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
  * signed or malformed tokens all fail with a 401 problem that says which.
  */
 export class TokenVerifier {
-  private readonly secret: Uint8Array | undefined;
+  // A KeyObject, imported once: handing jose raw bytes makes it import a WebCrypto key per call.
+  private readonly secret: KeyObject | undefined;
+  // Verified tokens, so a client's repeated requests skip signature checks; bounded, oldest first.
+  private readonly cache = new Map<string, CachedPrincipal>();
+  private readonly cacheSize: number;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
   constructor(private readonly options: AuthOptions) {
@@ -51,14 +64,36 @@ export class TokenVerifier {
       throw new Error('hs256Secret must be at least 32 bytes');
     }
     this.secret =
-      options.hs256Secret === undefined ? undefined : new TextEncoder().encode(options.hs256Secret);
+      options.hs256Secret === undefined ? undefined : createSecretKey(Buffer.from(options.hs256Secret));
+    this.cacheSize = options.cacheSize ?? 10_000;
     this.jwks =
       options.jwksUrl === undefined
         ? undefined
         : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: options.jwksTimeoutMs ?? 2_000 });
   }
 
+  /**
+   * Verifies `token` (or finds it verified within the last minute and not expired since).
+   * @throws HttpProblem 401 saying what is wrong with the token.
+   */
   async verify(token: string): Promise<Principal> {
+    const cached = this.cache.get(token);
+    if (cached !== undefined) {
+      if (cached.validUntil > Date.now()) return cached.principal;
+      this.cache.delete(token);
+    }
+    const { principal, expiresAt } = await this.verifySignature(token);
+    if (this.cacheSize > 0) {
+      if (this.cache.size >= this.cacheSize) {
+        const oldest = this.cache.keys().next();
+        if (oldest.done !== true) this.cache.delete(oldest.value);
+      }
+      this.cache.set(token, { principal, validUntil: Math.min(expiresAt, Date.now() + 60_000) });
+    }
+    return principal;
+  }
+
+  private async verifySignature(token: string): Promise<{ principal: Principal; expiresAt: number }> {
     const verifyOptions = {
       clockTolerance: this.options.clockToleranceSeconds ?? 5,
       ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
@@ -85,7 +120,10 @@ export class TokenVerifier {
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
       throw unauthorized('Token subject must be a user id of 1-64 characters [A-Za-z0-9_.:-]');
     }
-    return { userId: payload.sub, scopes: scopesOf(payload) };
+    return {
+      principal: { userId: payload.sub, scopes: scopesOf(payload) },
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1_000 : Number.POSITIVE_INFINITY,
+    };
   }
 }
 

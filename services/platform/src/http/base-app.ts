@@ -1,4 +1,3 @@
-import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -6,6 +5,7 @@ import { fastifyLoggingOptions } from '../logger.js';
 import { installProblemHandlers, type ErrorMapper } from './error-handler.js';
 import { installHttpMetrics } from './http-metrics.js';
 import { mapDependencyError } from './dependency-errors.js';
+import { securityHeaders } from './security-headers.js';
 
 export interface BaseAppOptions {
   logger: Logger;
@@ -13,6 +13,12 @@ export interface BaseAppOptions {
   bodyLimitBytes?: number;
   /** Upper bound for receiving a whole request (slow clients cannot hold a socket forever). */
   requestTimeoutMs?: number;
+  /**
+   * Longest path parameter the router accepts (Fastify's default 100 answers 414 beyond it, before
+   * any schema runs). Raise it above the longest valid id so the schema rejects longer ones with a
+   * 400 naming the field (the counter service: names up to 200). Default 100.
+   */
+  maxParamLength?: number;
   /** Log one line per request (off by default; metrics count every request). */
   logRequests?: boolean;
   /**
@@ -24,7 +30,7 @@ export interface BaseAppOptions {
 
 /**
  * The Fastify instance every HTTP service starts from: platform logger with request ids echoed in
- * `x-request-id`, security headers (@fastify/helmet), RED metrics by route template, problem+json
+ * `x-request-id`, security headers (helmet's defaults, computed once), RED metrics by route template, problem+json
  * errors and 404s, a body limit, request timeouts, and 503 for requests arriving while closing.
  * Returned not listening; routes are registered by the service.
  */
@@ -33,6 +39,7 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
     ...fastifyLoggingOptions(options.logger, options.logRequests ?? false),
     bodyLimit: options.bodyLimitBytes ?? 65_536,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
+    maxParamLength: options.maxParamLength ?? 100,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: false } },
@@ -43,7 +50,9 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
   app.addHook('preClose', async () => {
     closing = true;
   });
+  const headers = securityHeaders();
   app.addHook('onRequest', async (request, reply) => {
+    reply.headers(headers);
     reply.header('x-request-id', request.id);
   });
   app.addHook('onSend', async (_request, reply) => {
@@ -54,6 +63,5 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
   installProblemHandlers(app, {
     mapError: (error) => serviceMapper?.(error) ?? mapDependencyError(error),
   });
-  await app.register(helmet, { global: true });
   return app;
 }

@@ -113,7 +113,13 @@ export function createPolicy(options: PolicyOptions, deps: PolicyDeps): Dependen
   });
   const metrics = breakerMetrics(deps.registry, identity);
 
-  const timeoutPolicy = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+  // abortOnReturn: false — aborting the per-call signal after every successful call allocates a
+  // DOMException each time (measured ~8 % of a like pod's CPU); the wrapped calls here don't
+  // listen to the signal after returning, so there is nothing to cancel.
+  const timeoutPolicy = timeout(options.timeoutMs, {
+    strategy: TimeoutStrategy.Aggressive,
+    abortOnReturn: false,
+  });
   const breaker = circuitBreaker(
     handleWhen((err) => !(err instanceof OperationAbortedError) && countsAsFailure(err)),
     {
