@@ -68,10 +68,15 @@ async function main(): Promise<void> {
   const unknown = requested.filter((name) => !scenarios.some((scenario) => scenario.name === name));
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
 
-  for (const scenario of scenarios) await measure(scenario, floorPort, likePort);
+  for (const scenario of scenarios) await measure(scenario, floorPort, likePort, likeMetricsPort);
 }
 
-async function measure(scenario: Scenario, floorPort: number, likePort: number): Promise<void> {
+async function measure(
+  scenario: Scenario,
+  floorPort: number,
+  likePort: number,
+  likeMetricsPort: number,
+): Promise<void> {
   const floor = await runLoad({
     baseUrl: `http://127.0.0.1:${floorPort}`,
     connections,
@@ -95,14 +100,24 @@ async function measure(scenario: Scenario, floorPort: number, likePort: number):
     process.stdout.write(`STATUS scenario=${scenario.name} ${JSON.stringify(result.statusCounts)}\n`);
   if (scenario.writes) {
     const lost = await verifyLikes([...warmup.acknowledged, ...result.acknowledged], likePort);
+    const degraded = await metricSum(likeMetricsPort, 'hyperscale_like_warm_total', 'outcome="degraded"');
     process.stdout.write(
-      `VERIFY scenario=${scenario.name} acknowledged=${warmup.acknowledged.length + result.acknowledged.length} lost=${lost.lost} redis_mismatches=${lost.redisMismatches} drain_ms=${lost.drainMs}\n`,
+      `VERIFY scenario=${scenario.name} acknowledged=${warmup.acknowledged.length + result.acknowledged.length} lost=${lost.lost} redis_mismatches=${lost.redisMismatches} degraded_warms_so_far=${degraded} drain_ms=${lost.drainMs}\n`,
     );
   }
   const ratio = floor.rps > 0 ? result.rps / floor.rps : 0;
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );
+}
+
+/** Sums the samples of `metric` whose labels contain `labelFilter`, from a process's /metrics. */
+async function metricSum(port: number, metric: string, labelFilter: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${metric}{`) && line.includes(labelFilter))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
 /**
