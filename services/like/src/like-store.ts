@@ -68,10 +68,8 @@ export interface LikeStoreOptions {
   cacheTtlMs: number;
   /** TTL of keys warmed without the barrier, so a possibly stale warm heals by itself. */
   degradedTtlMs: number;
-  /** Budget of one Redis call (script or pipeline) under the shard's policy. */
-  redisTimeoutMs: number;
   redisBreaker: { consecutiveFailures: number; halfOpenAfterMs: number };
-  /** Budget of one Kafka send under the policy (keep above the producer's send timeout). */
+  /** Longest a Kafka send can take (the producer's send timeout, which bounds it, plus a margin). */
   kafkaTimeoutMs: number;
   kafkaBreaker: { consecutiveFailures: number; halfOpenAfterMs: number };
   /** How long a warm's claim lives if its pod dies half-way. Default 30 s. */
@@ -175,7 +173,8 @@ export class LikeStore {
       {
         name: 'kafka:likes',
         dependency: 'kafka',
-        timeoutMs: this.options.kafkaTimeoutMs,
+        // The producer bounds every send (sendTimeoutMs); a second timer per call would only cost CPU.
+        timeoutMs: null,
         retry: false,
         breaker: this.options.kafkaBreaker,
         // Back-pressure is overload, not an outage: it falls back but does not open the breaker.
@@ -199,7 +198,8 @@ export class LikeStore {
           {
             name: `redis:${client.shard}`,
             dependency: 'redis',
-            timeoutMs: this.options.redisTimeoutMs,
+            // ioredis' commandTimeout bounds every command and script of this shard.
+            timeoutMs: null,
             retry: false,
             breaker: this.options.redisBreaker,
           },

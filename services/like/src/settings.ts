@@ -45,7 +45,6 @@ export function appSettings(config: LikeConfig): LikeAppSettings {
       directWriteWaitMs: config.LIKE_DIRECT_WRITE_WAIT_MS,
       cacheTtlMs: config.LIKE_CACHE_TTL_MS,
       degradedTtlMs: config.LIKE_DEGRADED_TTL_MS,
-      redisTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS + 100,
       redisBreaker: {
         consecutiveFailures: config.REDIS_BREAKER_FAILURES,
         halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,

@@ -358,3 +358,15 @@ describe('createPolicy: metrics and validation', () => {
     expect(policy.breakerState()).toBe('open');
   });
 });
+
+describe('createPolicy without a timeout layer (timeoutMs: null)', () => {
+  it('lets a call run past what a timeout would allow, and still breaks on failures', async () => {
+    const { policy, states } = setup({ timeoutMs: null });
+    await expect(policy.execute(() => sleep(300).then(() => 'late but fine'))).resolves.toBe('late but fine');
+    const failing = flaky(10);
+    for (let i = 0; i < 3; i++) await expect(policy.execute(failing)).rejects.toThrow('boom');
+    await expect(policy.execute(failing)).rejects.toBeInstanceOf(BreakerOpenError);
+    expect(failing.calls).toBe(3);
+    expect(states).toEqual(['open']);
+  });
+});

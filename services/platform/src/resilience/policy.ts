@@ -43,8 +43,13 @@ export interface PolicyOptions {
   name: string;
   /** Kind of dependency, e.g. `redis`, `mysql`, `kafka`. */
   dependency: string;
-  /** Budget of ONE attempt; the attempt's promise is abandoned (not cancelled) when it runs out. */
-  timeoutMs: number;
+  /**
+   * Budget of ONE attempt; the attempt's promise is abandoned (not cancelled) when it runs out.
+   * `null` adds no timeout layer — only for calls their client already bounds (an ioredis
+   * command with `commandTimeout`, a GroupCommitProducer send): the layer costs an
+   * AbortController and a timer per call, a measurable share of a hot path's CPU.
+   */
+  timeoutMs: number | null;
   /** `false` for calls that must never be repeated (non-idempotent writes). */
   retry: PolicyRetryOptions | false;
   breaker: PolicyBreakerOptions;
@@ -116,7 +121,8 @@ export function createPolicy(options: PolicyOptions, deps: PolicyDeps): Dependen
   // abortOnReturn: false — aborting the per-call signal after every successful call allocates a
   // DOMException each time (measured ~8 % of a like pod's CPU); the wrapped calls here don't
   // listen to the signal after returning, so there is nothing to cancel.
-  const timeoutPolicy = timeout(options.timeoutMs, {
+  const timeoutMs = options.timeoutMs;
+  const timeoutPolicy = timeout(timeoutMs ?? 1, {
     strategy: TimeoutStrategy.Aggressive,
     abortOnReturn: false,
   });
@@ -159,12 +165,13 @@ export function createPolicy(options: PolicyOptions, deps: PolicyDeps): Dependen
     fn: (signal: AbortSignal) => Promise<T> | T,
     callerSignal?: AbortSignal,
   ): Promise<T> => {
+    if (timeoutMs === null) return fn(callerSignal ?? NEVER_ABORTED);
     try {
       return await timeoutPolicy.execute((ctx) => fn(ctx.signal), callerSignal);
     } catch (err) {
       if (!isCancellation(err)) throw err;
       if (callerSignal?.aborted) throw new OperationAbortedError(identity, callerSignal.reason);
-      throw new DependencyTimeoutError(identity, options.timeoutMs, err);
+      throw new DependencyTimeoutError(identity, timeoutMs, err);
     }
   };
 
@@ -217,6 +224,9 @@ function toBreakerState(circuit: CircuitState): BreakerState {
   }
 }
 
+/** The signal handed to calls without a timeout layer and without a caller signal. */
+const NEVER_ABORTED = new AbortController().signal;
+
 function describe(failure: { error: Error } | { value: unknown } | undefined): string | undefined {
   if (failure === undefined) return undefined;
   return 'error' in failure ? failure.error.message : 'rejected result';
@@ -224,7 +234,7 @@ function describe(failure: { error: Error } | { value: unknown } | undefined): s
 
 function validate(options: PolicyOptions): void {
   const positive: [string, number][] = [
-    ['timeoutMs', options.timeoutMs],
+    ...(options.timeoutMs === null ? [] : [['timeoutMs', options.timeoutMs] as [string, number]]),
     ['breaker.consecutiveFailures', options.breaker.consecutiveFailures],
     ['breaker.halfOpenAfterMs', options.breaker.halfOpenAfterMs],
   ];
