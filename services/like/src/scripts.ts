@@ -190,12 +190,7 @@ export function parseFill(reply: unknown): FillReply {
 export const LIKE_SCRIPTS = {
   likeApply: { lua: APPLY, numberOfKeys: 4, parse: parseApply } satisfies ScriptDefinition<ApplyReply>,
   likeUndo: { lua: UNDO, numberOfKeys: 4, parse: (r: unknown) => integer(r, 'likeUndo') === 1 },
-  likeRead: {
-    lua: READ,
-    numberOfKeys: 4,
-    parse: parseRead,
-    readOnly: true,
-  } satisfies ScriptDefinition<ReadReply>,
+  likeRead: { lua: READ, numberOfKeys: 4, parse: parseRead } satisfies ScriptDefinition<ReadReply>,
   likeClaim: { lua: CLAIM, numberOfKeys: 4, parse: (r: unknown) => integer(r, 'likeClaim') === 1 },
   likeFill: { lua: FILL, numberOfKeys: 4, parse: parseFill } satisfies ScriptDefinition<FillReply>,
   likeCheckGen: { lua: CHECK_GEN, numberOfKeys: 4, parse: (r: unknown) => integer(r, 'likeCheckGen') === 1 },

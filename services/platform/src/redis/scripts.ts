@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis, RedisKey } from 'ioredis';
 import { toRedisError } from './errors.js';
 
@@ -8,8 +9,6 @@ export interface ScriptDefinition<R = unknown> {
   numberOfKeys: number;
   /** Turns the raw reply into the caller's type; may throw to reject a malformed reply. */
   parse?: (reply: unknown) => R;
-  /** Declares the script read-only (Redis 7 `EVAL_RO`-compatible flag for ioredis routing). */
-  readOnly?: boolean;
 }
 
 /** Argument types a script call accepts after its keys. */
@@ -25,20 +24,18 @@ export type ScriptInvokers<D extends Record<string, ScriptDefinition<unknown>>> 
   readonly [K in keyof D]: ScriptInvoker<ResultOf<D[K]>>;
 };
 
-type RawScriptFn = (...args: (RedisKey | ScriptArg)[]) => Promise<unknown>;
-
 const registered = new WeakMap<Redis, Map<string, string>>();
 
 /**
- * Registers Lua scripts on `client` with ioredis `defineCommand` and returns typed invokers.
- * ioredis sends EVAL (full source) the first time a script runs on a connection and EVALSHA after,
- * and falls back to EVAL on a NOSCRIPT reply — so scripts keep working on a freshly promoted master
- * (whose script cache is empty), after `SCRIPT FLUSH`, and across reconnects, with no manual
- * `SCRIPT LOAD`.
+ * Returns typed invokers for Lua scripts. Each call is an EVALSHA (a 40-byte digest, not the
+ * source), falling back to EVAL on a NOSCRIPT reply — so scripts keep working on a freshly promoted
+ * master (whose script cache is empty), after `SCRIPT FLUSH`, and across reconnects, with no manual
+ * `SCRIPT LOAD`. (ioredis' own `defineCommand` sends the whole source as EVAL on every call made
+ * through auto-pipelining, because it remembers "loaded" per write target and each pipeline is a
+ * new one: measured as the largest single cost of a like request before this.)
  *
  * Registering the same name again with the same source is a no-op (several modules may share a
- * script); a different source under a taken name, or a name that collides with an ioredis method
- * (`get`, `incr`...), throws at startup rather than silently shadowing a command.
+ * script); a different source under a taken name throws at startup.
  * Errors: invokers reject with `RedisError` subclasses (`toRedisError`), tagged with `shard`.
  */
 export function defineScripts<D extends Record<string, ScriptDefinition<unknown>>>(
@@ -57,17 +54,9 @@ export function defineScripts<D extends Record<string, ScriptDefinition<unknown>
     if (known === undefined) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
         throw new TypeError(`Script name "${name}" is not an identifier`);
-      if (name in client || `${name}Buffer` in client) {
-        throw new TypeError(`Script name "${name}" collides with an existing ioredis method`);
-      }
       if (!Number.isInteger(definition.numberOfKeys) || definition.numberOfKeys < 0) {
         throw new RangeError(`Script ${name}: numberOfKeys must be a non-negative integer`);
       }
-      client.defineCommand(name, {
-        lua: definition.lua,
-        numberOfKeys: definition.numberOfKeys,
-        ...(definition.readOnly ? { readOnly: true } : {}),
-      });
       names.set(name, definition.lua);
     } else if (known !== definition.lua) {
       throw new TypeError(`Script name "${name}" is already registered with a different source`);
@@ -84,15 +73,20 @@ function makeInvoker<R>(
   shard: string | undefined,
 ): ScriptInvoker<R> {
   const parse = definition.parse ?? ((reply: unknown) => reply as R);
+  const sha = createHash('sha1').update(definition.lua).digest('hex');
   return async (keys, args = []) => {
     if (keys.length !== definition.numberOfKeys) {
       throw new RangeError(`Script ${name} takes ${definition.numberOfKeys} keys, got ${keys.length}`);
     }
-    const fn = (client as unknown as Record<string, RawScriptFn>)[name];
-    if (fn === undefined) throw new Error(`Script ${name} is not registered on this client`);
     let reply: unknown;
     try {
-      reply = await fn.call(client, ...keys, ...args);
+      try {
+        reply = await client.evalsha(sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        // NOSCRIPT means nothing ran: sending the source is safe, and caches it for next time.
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        reply = await client.eval(definition.lua, keys.length, ...keys, ...args);
+      }
     } catch (err) {
       throw toRedisError(err, shard);
     }
