@@ -12,6 +12,7 @@ import {
   type MysqlRouter,
   type RedisShardClient,
   type TokenVerifier,
+  type HighWatermarkSource,
 } from '@hyperscale/platform';
 import { mapLikeError } from './errors.js';
 import { LikeStore, type EventSink, type LikeStoreOptions } from './like-store.js';
@@ -19,7 +20,6 @@ import { adminRoutes } from './routes/admin.js';
 import { compatRoutes } from './routes/compat.js';
 import { docsRoutes } from './routes/docs.js';
 import { likeRoutes } from './routes/likes.js';
-import type { HighWatermarkSource } from './writer-barrier.js';
 
 /** HTTP-level settings of the app (a subset of LikeConfig, so tests can pass literals). */
 export interface LikeAppSettings {

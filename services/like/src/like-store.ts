@@ -11,6 +11,9 @@ import {
   encodeLikeEvent,
   isDependencyUnavailable,
   serviceUnavailable,
+  WriterBarrier,
+  type BarrierOutcome,
+  type HighWatermarkSource,
   type DependencyPolicy,
   type LikeEvent,
   type MasterSwitchEvent,
@@ -32,7 +35,6 @@ import {
 } from './metrics.js';
 import { mysqlReadStates, mysqlSetLiked, mysqlSnapshot } from './mysql-likes.js';
 import { LIKE_SCRIPTS, type ApplyReply } from './scripts.js';
-import { WriterBarrier, type BarrierOutcome, type HighWatermarkSource } from './writer-barrier.js';
 
 /** A post as a caller sees it. `liked` is false when no user was given. */
 export interface PostState {
@@ -444,7 +446,7 @@ export class LikeStore {
         shard.scripts.likeClaim(keys, [gen, this.options.claimTtlMs]),
       );
       if (!claimed) return done('already');
-      const barrier = await this.barrier.waitForPost(postId, this.options.warmWaitMs);
+      const barrier = await this.barrier.waitForKey(postId, this.options.warmWaitMs);
       if (barrier.kind === 'unavailable') {
         this.logger.debug({ postId, err: barrier.error }, 'writer barrier unavailable; not warming');
         return done('unavailable');
@@ -563,7 +565,7 @@ export class LikeStore {
     // run) or miss it (MySQL-only), either way they are no longer the truth.
     this.markDirty(shard, postId);
     if (this.options.directWriteWaitMs > 0) {
-      const barrier = await this.barrier.waitForPost(postId, this.options.directWriteWaitMs);
+      const barrier = await this.barrier.waitForKey(postId, this.options.directWriteWaitMs);
       if (barrier.kind !== 'passed') {
         this.logger.debug({ postId, barrier: barrier.kind }, 'direct write without the writer barrier');
       }

@@ -33,3 +33,6 @@ export type { DecodedMessage } from './messages.js';
 export { nextOffset, consumerLag } from './offsets.js';
 export { DEFAULT_RETRY_POLICY, backoffDelay } from './batching.js';
 export type { RetryPolicy } from './batching.js';
+export { partitionFor } from './partition.js';
+export { WriterBarrier } from './writer-barrier.js';
+export type { BarrierOutcome, HighWatermarkSource, WriterBarrierOptions } from './writer-barrier.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { MysqlExecutor } from '@hyperscale/platform';
+import type { MysqlExecutor } from '../mysql/pool.js';
 import { partitionFor } from './partition.js';
 
 /** Fetches the high watermark (next offset to be written) of every partition of a topic. */
@@ -36,13 +36,13 @@ interface Waiter {
 type Watermarks = Map<number, bigint>;
 
 /**
- * "Has the writer applied everything already acknowledged for this post?" — the barrier a warm
+ * "Has the writer applied everything already acknowledged for this key?" — the barrier a warm
  * (and a direct MySQL write) passes before it trusts MySQL.
  *
  * 1. Fetch the topic's high watermarks with a fetch that STARTS after the call (concurrent
  *    callers share fetches: at most one in flight plus one queued), so every event acknowledged
  *    before the call has an offset below the watermark read.
- * 2. The post's partition is the one kafkajs' default partitioner picks for key = postId.
+ * 2. The key's partition is the one kafkajs' default partitioner picks for key = the message key.
  * 3. Poll `consumer_offsets.next_offset` of (writer group, topic, partition) on the primary until
  *    it reaches the watermark (one shared poll per interval serves every waiter), or the
  *    deadline passes.
@@ -65,11 +65,11 @@ export class WriterBarrier {
   }
 
   /**
-   * Waits until the writer passed the high watermark of `postId`'s partition, or `maxWaitMs`.
+   * Waits until the writer passed the high watermark of `key`'s partition, or `maxWaitMs`.
    * Never throws: a failed fetch (Kafka unreachable) is `unavailable`, a MySQL error while
    * polling keeps polling until the deadline.
    */
-  async waitForPost(postId: string, maxWaitMs: number): Promise<BarrierOutcome> {
+  async waitForKey(key: string, maxWaitMs: number): Promise<BarrierOutcome> {
     const started = Date.now();
     let marks: Watermarks;
     try {
@@ -77,7 +77,7 @@ export class WriterBarrier {
     } catch (error) {
       return { kind: 'unavailable', error };
     }
-    const partition = partitionFor(postId, marks.size);
+    const partition = partitionFor(key, marks.size);
     const target = marks.get(partition) ?? 0n;
     if (target === 0n) return { kind: 'passed', partition, target: '0', waitedMs: Date.now() - started };
     return new Promise<BarrierOutcome>((resolve) => {

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { MysqlExecutor } from '@hyperscale/platform';
+import type { MysqlExecutor } from '../mysql/pool.js';
 import { partitionFor } from './partition.js';
 import { WriterBarrier } from './writer-barrier.js';
 
@@ -42,7 +42,7 @@ const marks = (high: string) => Array.from({ length: 6 }, (_, partition) => ({ p
 describe('WriterBarrier', () => {
   it('passes at once when the post’s partition is empty', async () => {
     const { barrier, primary } = barrierWith(async () => marks('0'), new Map());
-    expect((await barrier.waitForPost('p', 1_000)).kind).toBe('passed');
+    expect((await barrier.waitForKey('p', 1_000)).kind).toBe('passed');
     expect(primary.selects).toBe(0);
   });
 
@@ -52,7 +52,7 @@ describe('WriterBarrier', () => {
     const partition = partitionFor('post-9', 6);
     setTimeout(() => positions.set(partition, '9'), 20);
     setTimeout(() => positions.set(partition, '10'), 60);
-    const outcome = await barrier.waitForPost('post-9', 2_000);
+    const outcome = await barrier.waitForKey('post-9', 2_000);
     expect(outcome).toMatchObject({ kind: 'passed', partition, target: '10' });
     expect(outcome.kind === 'passed' && outcome.waitedMs).toBeGreaterThanOrEqual(50);
   });
@@ -60,7 +60,7 @@ describe('WriterBarrier', () => {
   it('times out with the last position seen', async () => {
     const partition = partitionFor('late', 6);
     const { barrier } = barrierWith(async () => marks('10'), new Map([[partition, '4']]));
-    expect(await barrier.waitForPost('late', 50)).toMatchObject({
+    expect(await barrier.waitForKey('late', 50)).toMatchObject({
       kind: 'timeout',
       target: '10',
       position: '4',
@@ -69,9 +69,9 @@ describe('WriterBarrier', () => {
 
   it('reports an unreachable Kafka (failed or hung fetch) as unavailable', async () => {
     const failing = barrierWith(async () => Promise.reject(new Error('down')), new Map());
-    expect((await failing.barrier.waitForPost('x', 1_000)).kind).toBe('unavailable');
+    expect((await failing.barrier.waitForKey('x', 1_000)).kind).toBe('unavailable');
     const hung = barrierWith(() => new Promise(() => undefined), new Map());
-    expect((await hung.barrier.waitForPost('x', 1_000)).kind).toBe('unavailable');
+    expect((await hung.barrier.waitForKey('x', 1_000)).kind).toBe('unavailable');
   });
 
   it('never reuses a watermark fetched before the call (at most one fetch in flight, one queued)', async () => {
@@ -84,10 +84,10 @@ describe('WriterBarrier', () => {
       });
     };
     const { barrier } = barrierWith(high, new Map());
-    const first = barrier.waitForPost('a', 1_000);
+    const first = barrier.waitForKey('a', 1_000);
     await Promise.resolve();
-    const second = barrier.waitForPost('b', 1_000); // arrives while fetch 1 runs → fetch 2
-    const third = barrier.waitForPost('c', 1_000); // shares fetch 2
+    const second = barrier.waitForKey('b', 1_000); // arrives while fetch 1 runs → fetch 2
+    const third = barrier.waitForKey('c', 1_000); // shares fetch 2
     expect(fetches).toBe(1);
     release?.();
     await first;
