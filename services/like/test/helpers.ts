@@ -412,6 +412,9 @@ export async function createTestContext(
           KAFKA_BROKERS: BROKERS.join(','),
           WRITER_GROUP_ID: groupId,
           WRITER_LIKES_TOPIC: topic,
+          // This writer serves one test database: it must not consume the shared counter topics.
+          WRITER_COUNTERS_TOPIC: 'none',
+          WRITER_UNIQUES_TOPIC: 'none',
           SHUTDOWN_DELAY_MS: '0',
           WRITER_SESSION_TIMEOUT_MS: '6000',
           WRITER_HEARTBEAT_INTERVAL_MS: '500',

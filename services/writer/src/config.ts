@@ -25,6 +25,18 @@ export const writerEnv = {
     .trim()
     .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name')
     .default(TOPICS.likes),
+  /** Counter deltas topic; `none` disables the counters handler. */
+  WRITER_COUNTERS_TOPIC: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name')
+    .default(TOPICS.counters),
+  /** Unique-user events topic; `none` disables the uniques handler. */
+  WRITER_UNIQUES_TOPIC: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name')
+    .default(TOPICS.uniques),
   WRITER_BATCH_MAX_MESSAGES: count(1, 5_000).default(1_000),
   WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(100),
   WRITER_PARTITION_CONCURRENCY: count(1, 64).default(4),

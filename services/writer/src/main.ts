@@ -15,8 +15,10 @@ import {
   runMain,
 } from '@hyperscale/platform';
 import { loadWriterConfig } from './config.js';
+import { countersHandler } from './handlers/counters.js';
 import { likesHandler } from './handlers/likes.js';
-import { runPipeline, type PipelineHandle } from './pipeline.js';
+import { uniquesHandler } from './handlers/uniques.js';
+import { runPipeline, type PipelineHandle, type TopicHandler } from './pipeline.js';
 
 runMain('writer', async () => {
   const config = loadWriterConfig();
@@ -62,11 +64,21 @@ runMain('writer', async () => {
     .add('ops', () => ops.close());
   shutdown.install();
 
+  const handlers: TopicHandler<unknown>[] = [likesHandler({ topic: config.WRITER_LIKES_TOPIC })];
+  const topics = [config.WRITER_LIKES_TOPIC];
+  if (config.WRITER_COUNTERS_TOPIC !== 'none') {
+    handlers.push(countersHandler({ topic: config.WRITER_COUNTERS_TOPIC }));
+    topics.push(config.WRITER_COUNTERS_TOPIC);
+  }
+  if (config.WRITER_UNIQUES_TOPIC !== 'none') {
+    handlers.push(uniquesHandler({ topic: config.WRITER_UNIQUES_TOPIC }));
+    topics.push(config.WRITER_UNIQUES_TOPIC);
+  }
   pipeline = await runPipeline({
     kafka,
     pool: pools.primary,
     groupId: config.WRITER_GROUP_ID,
-    handlers: [likesHandler({ topic: config.WRITER_LIKES_TOPIC })],
+    handlers,
     logger,
     registry,
     batch: {
@@ -89,7 +101,7 @@ runMain('writer', async () => {
   logger.info(
     {
       groupId: config.WRITER_GROUP_ID,
-      topics: [config.WRITER_LIKES_TOPIC],
+      topics,
       metricsPort: config.METRICS_PORT,
     },
     'writer running',

@@ -407,6 +407,9 @@ export async function startWriter(
       KAFKA_BROKERS: BROKERS.join(','),
       WRITER_GROUP_ID: groupId,
       WRITER_LIKES_TOPIC: bed.topic,
+      // This writer serves one test database: it must not consume the shared counter topics.
+      WRITER_COUNTERS_TOPIC: 'none',
+      WRITER_UNIQUES_TOPIC: 'none',
       WRITER_SESSION_TIMEOUT_MS: '6000',
       WRITER_HEARTBEAT_INTERVAL_MS: '500',
       ...extraEnv,

@@ -39,7 +39,7 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
     ...fastifyLoggingOptions(options.logger, options.logRequests ?? false),
     bodyLimit: options.bodyLimitBytes ?? 65_536,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
-    maxParamLength: options.maxParamLength ?? 100,
+    routerOptions: { maxParamLength: options.maxParamLength ?? 100 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { allErrors: false, removeAdditional: false, coerceTypes: false } },

@@ -1,0 +1,64 @@
+import type { RedisShardOptions } from '@hyperscale/platform';
+import type { CounterAppSettings } from './app.js';
+import type { CounterConfig } from './config.js';
+
+/** One shard client per REDIS_MASTER_NAMES entry (shard name = master name), or per REDIS_DIRECT server. */
+export function shardOptions(config: CounterConfig): RedisShardOptions[] {
+  const tuning = {
+    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  };
+  if (config.REDIS_SENTINELS !== undefined) {
+    const sentinels = config.REDIS_SENTINELS;
+    return (config.REDIS_MASTER_NAMES ?? []).map((masterName) => ({
+      shard: masterName,
+      sentinels,
+      masterName,
+      connectionName: `hyperscale:${config.SERVICE_NAME}:${masterName}`,
+      ...tuning,
+    }));
+  }
+  return (config.REDIS_DIRECT ?? []).map(({ host, port }, i) => ({
+    shard: `direct-${i}`,
+    host,
+    port,
+    connectionName: `hyperscale:${config.SERVICE_NAME}:direct-${i}`,
+    ...tuning,
+  }));
+}
+
+/** App settings from the validated environment. */
+export function appSettings(config: CounterConfig): CounterAppSettings {
+  return {
+    bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    rateLimitPerUser: config.RATE_LIMIT_PER_USER,
+    rateLimitPerIp: config.RATE_LIMIT_PER_IP,
+    rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+    presence: { windowMs: config.PRESENCE_WINDOW_MS },
+    uniques: {
+      topic: config.UNIQUES_TOPIC,
+      writerGroupId: config.WRITER_GROUP_ID,
+      retentionDays: config.UNIQUES_RETENTION_DAYS,
+      warmWaitMs: config.COUNTER_WARM_WAIT_MS,
+      kafkaTimeoutMs: config.KAFKA_SEND_TIMEOUT_MS + 500,
+    },
+    store: {
+      topic: config.COUNTER_TOPIC,
+      writerGroupId: config.WRITER_GROUP_ID,
+      warmWaitMs: config.COUNTER_WARM_WAIT_MS,
+      cacheTtlMs: config.COUNTER_CACHE_TTL_MS,
+      degradedTtlMs: config.COUNTER_DEGRADED_TTL_MS,
+      redisTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS + 100,
+      redisBreaker: {
+        consecutiveFailures: config.REDIS_BREAKER_FAILURES,
+        halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,
+      },
+      kafkaTimeoutMs: config.KAFKA_SEND_TIMEOUT_MS + 500,
+      kafkaBreaker: {
+        consecutiveFailures: config.KAFKA_BREAKER_FAILURES,
+        halfOpenAfterMs: config.KAFKA_BREAKER_HALF_OPEN_MS,
+      },
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { randomUUID } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { RedisShardClient } from '@hyperscale/platform';
+import { SlotMap, SlotMapError } from './slot-map.js';
+
+/** Hash where every pod reports the epoch it applies: field = podId, value = `<epoch>:<unixMs>`. */
+export const ACKS_KEY = 'hyperscale:slotmap:acks';
+
+/** Options of {@link SlotMapSource}. */
+export interface SlotMapSourceOptions {
+  /** JSON file (a mounted ConfigMap); undefined = `fallback` (the even split) for ever. */
+  path: string | undefined;
+  /** Used when `path` is undefined. */
+  fallback: SlotMap | undefined;
+  /** Pod identity in the acks hash (HOSTNAME in Kubernetes). Default a random UUID. */
+  podId?: string;
+  /** How often the file's mtime/size is checked. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** How often the epoch is acknowledged on every shard. Default 2000 ms. */
+  ackIntervalMs?: number;
+  /** Shards to acknowledge on (all the pod knows). */
+  shards: readonly RedisShardClient[];
+  logger: Logger;
+  registry: Registry;
+}
+
+/**
+ * The slot map this pod applies. Loads the file at start and re-reads it whenever its mtime or
+ * size changes (polling, which also works for ConfigMap symlink swaps where fs.watch does not);
+ * swapping the map is a single reference assignment, so requests in flight are never dropped. A
+ * file that is missing, unreadable or invalid keeps the last good map, is logged and counted
+ * (`hyperscale_counter_slotmap_reload_failures_total`). Without any good map the pod is not ready.
+ * The applied epoch is acknowledged with `HSET hyperscale:slotmap:acks <podId> <epoch>:<unixMs>` on
+ * every shard at start, on every change and every `ackIntervalMs` (the operator reads it before
+ * moving data); acknowledgements are best effort (a down shard just misses them).
+ */
+export class SlotMapSource {
+  readonly podId: string;
+  private map: SlotMap | undefined;
+  private lastSignature = '';
+  private pollTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<(map: SlotMap) => void>();
+  private readonly logger: Logger;
+  private readonly failures: Counter;
+  private readonly epochGauge: Gauge;
+  private readonly migratingGauge: Gauge;
+  private checking: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: SlotMapSourceOptions) {
+    this.podId = options.podId ?? randomUUID();
+    this.logger = options.logger.child({ component: 'slot-map' });
+    this.map = options.path === undefined ? options.fallback : undefined;
+    this.failures = new Counter({
+      name: 'hyperscale_counter_slotmap_reload_failures_total',
+      help: 'Slot map files that could not be read or were invalid (the last good map stays)',
+      registers: [options.registry],
+    });
+    this.epochGauge = new Gauge({
+      name: 'hyperscale_counter_slotmap_epoch',
+      help: 'Epoch of the slot map this pod applies (-1: none yet)',
+      registers: [options.registry],
+    });
+    this.migratingGauge = new Gauge({
+      name: 'hyperscale_counter_slotmap_migrating_slots',
+      help: 'Slots in migrating ranges of the applied slot map',
+      registers: [options.registry],
+    });
+    this.updateGauges();
+  }
+
+  /** Loads the file once (when configured) and starts polling and acknowledging. */
+  async start(): Promise<void> {
+    await this.check();
+    if (this.options.path !== undefined) {
+      this.pollTimer = setInterval(
+        () => void this.check().catch(() => undefined),
+        this.options.pollIntervalMs ?? 1_000,
+      );
+      this.pollTimer.unref();
+    }
+    void this.ack();
+    this.ackTimer = setInterval(() => void this.ack(), this.options.ackIntervalMs ?? 2_000);
+    this.ackTimer.unref();
+  }
+
+  /** The map in force, or undefined when none was ever loaded (the pod is then not ready). */
+  current(): SlotMap | undefined {
+    return this.map;
+  }
+
+  /** Calls `listener` after every change of the applied map. */
+  onChange(listener: (map: SlotMap) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Re-reads the file now if it changed (tests call this instead of waiting for the poll). */
+  async check(): Promise<void> {
+    // One read at a time; a caller arriving during a read waits for it and then reads again.
+    const previous = this.checking;
+    const run = previous.then(() => this.checkOnce());
+    this.checking = run.catch(() => undefined);
+    return run;
+  }
+
+  private async checkOnce(): Promise<void> {
+    const path = this.options.path;
+    if (path === undefined) return;
+    {
+      let signature: string;
+      try {
+        const info = await stat(path);
+        signature = `${info.mtimeMs}:${info.size}:${info.ino}`;
+      } catch (err) {
+        if (this.lastSignature !== 'missing') this.reject(err, 'slot map file cannot be read');
+        this.lastSignature = 'missing';
+        return;
+      }
+      if (signature === this.lastSignature) return;
+      this.lastSignature = signature;
+      try {
+        const next = SlotMap.parse(JSON.parse(await readFile(path, 'utf8')));
+        this.apply(next);
+      } catch (err) {
+        this.reject(
+          err,
+          err instanceof SlotMapError ? 'slot map is invalid' : 'slot map file cannot be read',
+        );
+      }
+    }
+  }
+
+  /** Applies a map directly (tests; also what a ConfigMap watcher would call). */
+  apply(next: SlotMap): void {
+    const previous = this.map;
+    if (previous !== undefined && next.epoch < previous.epoch) {
+      this.reject(
+        new SlotMapError(`epoch ${next.epoch} is older than ${previous.epoch}`),
+        'slot map ignored',
+      );
+      return;
+    }
+    this.map = next;
+    this.updateGauges();
+    if (previous?.epoch !== next.epoch) {
+      this.logger.info({ epoch: next.epoch, migrating: next.migratingSlots() }, 'slot map applied');
+    }
+    for (const listener of this.listeners) {
+      try {
+        listener(next);
+      } catch (err) {
+        this.logger.error({ err }, 'slot map listener failed');
+      }
+    }
+    void this.ack();
+  }
+
+  /** Writes this pod's epoch to the acks hash of every shard (best effort, bounded by the client). */
+  async ack(): Promise<void> {
+    const map = this.map;
+    if (map === undefined) return;
+    const value = `${map.epoch}:${Date.now()}`;
+    await Promise.all(
+      this.options.shards.map((shard) =>
+        shard
+          .run((redis) => redis.hset(ACKS_KEY, this.podId, value))
+          .catch((err: unknown) => {
+            this.logger.debug({ err, shard: shard.shard }, 'slot map epoch not acknowledged on shard');
+          }),
+      ),
+    );
+  }
+
+  /** Stops polling and acknowledging; removes this pod's acknowledgement (best effort). */
+  async close(): Promise<void> {
+    clearInterval(this.pollTimer);
+    clearInterval(this.ackTimer);
+    await Promise.all(
+      this.options.shards.map((shard) =>
+        shard.run((redis) => redis.hdel(ACKS_KEY, this.podId)).catch(() => undefined),
+      ),
+    );
+  }
+
+  private reject(err: unknown, message: string): void {
+    this.failures.inc();
+    this.logger.error({ err, path: this.options.path, keptEpoch: this.map?.epoch ?? null }, message);
+  }
+
+  private updateGauges(): void {
+    this.epochGauge.set(this.map?.epoch ?? -1);
+    this.migratingGauge.set(this.map?.migratingSlots() ?? 0);
+  }
+}

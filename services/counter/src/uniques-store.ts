@@ -1,0 +1,383 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import {
+  RedisReplyError,
+  badRequest,
+  serviceUnavailable,
+  type MysqlRouter,
+  type RedisShardClient,
+  type ScriptInvokers,
+  WriterBarrier,
+  type HighWatermarkSource,
+} from '@hyperscale/platform';
+import type { CounterStore, EventSink } from './counter-store.js';
+import { RedisPathError } from './errors.js';
+import { slotOf } from './keys.js';
+
+/** Options of {@link UniquesStore}. */
+export interface UniquesOptions {
+  topic: string;
+  writerGroupId: string;
+  /** How long day sets and HLLs live in Redis (days). */
+  retentionDays: number;
+  /** Max writer-barrier wait of a warm / MySQL read. */
+  warmWaitMs: number;
+  /** Budget of one Kafka send. */
+  kafkaTimeoutMs: number;
+}
+
+/** The unique event on `uniques.events.v1` (key = name). */
+export interface UniqueEvent {
+  eventId: string;
+  name: string;
+  userId: string;
+  /** UTC day of `at`, YYYY-MM-DD. */
+  day: string;
+  at: string;
+}
+
+/** Max days of a `from`/`to` range (a quarter). */
+export const MAX_RANGE_DAYS = 92;
+const DAY_MS = 86_400_000;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Keys of one name and day, all in the name's slot: exact set, warm marker (generation), HLL. */
+export function uniqueKeys(name: string, day: string): { set: string; gen: string; hll: string } {
+  const base = `uq:{${slotOf(name)}}:${name}`;
+  return { set: `${base}:s:${day}`, gen: `${base}:g:${day}`, hll: `${base}:h:${day}` };
+}
+
+/** KEYS set, gen, hll; ARGV userId, ttlMs. COLD unless warm; else SADD + PFADD; returns {added, gen}. */
+const ADD = `
+local gen = redis.call('GET', KEYS[2])
+if not gen then return redis.error_reply('COLD day set is not in Redis') end
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PFADD', KEYS[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return {added, gen}
+`;
+
+/**
+ * KEYS set, gen, hll; ARGV gen, ttlMs, final '1'|'0', users... Adds a chunk of the MySQL snapshot
+ * to the set and HLL (a union: anything already there is a subset of the truth); the final chunk
+ * marks the day warm. Returns 0 when it was warm already.
+ */
+const FILL = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if #ARGV > 3 then
+  redis.call('SADD', KEYS[1], unpack(ARGV, 4))
+  redis.call('PFADD', KEYS[3], unpack(ARGV, 4))
+end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+`;
+
+/** KEYS set, gen; ARGV gen. After the ack: re-warmed meanwhile → delete set + marker (cold). */
+const ACKED = `
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 0
+`;
+
+/** KEYS set, gen. {0} cold, else {1, SCARD}. */
+const COUNT = `
+if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
+return {1, redis.call('SCARD', KEYS[1])}
+`;
+
+const UNIQUE_SCRIPTS = {
+  uqAdd: { lua: ADD, numberOfKeys: 3 },
+  uqFill: { lua: FILL, numberOfKeys: 3 },
+  uqAcked: { lua: ACKED, numberOfKeys: 2 },
+  uqCount: { lua: COUNT, numberOfKeys: 2 },
+};
+const invokers = new WeakMap<RedisShardClient, ScriptInvokers<typeof UNIQUE_SCRIPTS>>();
+
+function scriptsOf(client: RedisShardClient): ScriptInvokers<typeof UNIQUE_SCRIPTS> {
+  let scripts = invokers.get(client);
+  if (scripts === undefined) {
+    scripts = client.defineScripts(UNIQUE_SCRIPTS);
+    invokers.set(client, scripts);
+  }
+  return scripts;
+}
+
+function isCold(err: unknown): boolean {
+  return err instanceof RedisReplyError && err.code === 'COLD';
+}
+
+/** UTC day (YYYY-MM-DD) of a timestamp. */
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Parses YYYY-MM-DD into ms at 00:00 UTC, or undefined when it is not a real calendar day. */
+export function parseDay(day: string): number | undefined {
+  if (!DAY.test(day)) return undefined;
+  const ms = Date.parse(`${day}T00:00:00.000Z`);
+  return Number.isNaN(ms) || dayOf(ms) !== day ? undefined : ms;
+}
+
+/**
+ * Unique users per name and day (DAU; WAU/MAU as ranges). Exact per-day sets and a HyperLogLog per
+ * day in Redis (same slot as the name), each event produced to Kafka and awaited, persisted by the
+ * writer with INSERT IGNORE into `unique_daily` (the primary key de-duplicates, also across
+ * fallbacks). A day set is trusted only while its marker exists: a missing one is warmed from
+ * `unique_daily` behind the writer barrier. Kafka down → INSERT IGNORE on the primary directly.
+ * Redis down → the same, reads of `?day=` from MySQL COUNT(*), ranges from COUNT(DISTINCT).
+ */
+export class UniquesStore {
+  private readonly barrier: WriterBarrier;
+  private readonly warming = new Map<string, Promise<boolean>>();
+  private readonly dirty = new Map<string, { name: string; day: string }>();
+  private readonly repairTimer: NodeJS.Timeout;
+  private readonly events: Counter<'path'>;
+  private readonly logger: Logger;
+  private readonly ttlMs: number;
+
+  constructor(
+    private readonly deps: {
+      counters: CounterStore;
+      router: MysqlRouter;
+      producer: EventSink;
+      highWatermarks: HighWatermarkSource;
+      logger: Logger;
+      registry: Registry;
+    },
+    private readonly options: UniquesOptions,
+  ) {
+    this.logger = deps.logger.child({ component: 'uniques' });
+    this.ttlMs = options.retentionDays * DAY_MS;
+    this.barrier = new WriterBarrier({
+      topic: options.topic,
+      groupId: options.writerGroupId,
+      highWatermarks: deps.highWatermarks,
+      primary: deps.router.primary,
+      logger: deps.logger,
+    });
+    this.events = new Counter({
+      name: 'hyperscale_counter_unique_events_total',
+      help: 'Unique events accepted, by the path that made them durable',
+      labelNames: ['path'],
+      registers: [deps.registry],
+    });
+    this.repairTimer = setInterval(() => void this.repair(), 500);
+    this.repairTimer.unref();
+  }
+
+  /**
+   * Records that `userId` was active on the UTC day of `atMs`; resolves once durable.
+   * @throws HttpProblem 400 (`body.at`) when the time is over 5 minutes ahead or beyond retention.
+   */
+  async record(name: string, userId: string, atMs: number): Promise<{ day: string }> {
+    const now = Date.now();
+    if (atMs > now + 300_000) throw badRequest('body.at', 'must not be in the future');
+    if (atMs < now - this.ttlMs)
+      throw badRequest('body.at', `must be within the last ${this.options.retentionDays} days`);
+    const day = dayOf(atMs);
+    const event: UniqueEvent = { eventId: randomUUID(), name, userId, day, at: new Date(atMs).toISOString() };
+    const keys = uniqueKeys(name, day);
+    const shard = this.shardOf(name);
+    let gen: string;
+    try {
+      gen = await this.add(shard, name, day, userId);
+    } catch (err) {
+      if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
+      if (err instanceof RedisPathError) this.dirty.set(`${name}\n${day}`, { name, day });
+      await this.mysqlInsert(event);
+      this.events.inc({ path: 'mysql_direct' });
+      return { day };
+    }
+    try {
+      await this.withTimeout(
+        this.deps.producer.send(this.options.topic, { key: name, value: JSON.stringify(event) }),
+      );
+    } catch (err) {
+      // The user stays in the Redis set: MySQL gets it right now, so both agree.
+      this.logger.debug({ err }, 'unique event not acknowledged; MySQL fallback');
+      await this.mysqlInsert(event);
+      this.events.inc({ path: 'mysql_fallback' });
+      return { day };
+    }
+    await this.onShard(shard, (c) => scriptsOf(c).uqAcked([keys.set, keys.gen], [gen])).catch(() => {
+      this.dirty.set(`${name}\n${day}`, { name, day });
+    });
+    this.events.inc({ path: 'redis' });
+    return { day };
+  }
+
+  /** Exact distinct users of `name` on `day` (SCARD; MySQL COUNT when Redis cannot answer). */
+  async exact(name: string, day: string): Promise<number> {
+    const shard = this.shardOf(name);
+    const keys = uniqueKeys(name, day);
+    try {
+      for (let round = 0; round < 2; round += 1) {
+        const reply = (await this.onShard(shard, (c) =>
+          scriptsOf(c).uqCount([keys.set, keys.gen]),
+        )) as number[];
+        if (reply[0] === 1) return Number(reply[1]);
+        if (!(await this.warm(shard, name, day))) break;
+      }
+    } catch (err) {
+      if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
+    }
+    await this.barrier.waitForKey(name, this.options.warmWaitMs);
+    const [row] = await this.mysql(() =>
+      this.deps.router.primary.select<{ n: string | number }>(
+        'SELECT COUNT(*) AS n FROM unique_daily WHERE name = ? AND day = ?',
+        [name, day],
+      ),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /** Approximate distinct users over [from, to] (PFCOUNT of the days' HLLs; MySQL COUNT DISTINCT when Redis fails). */
+  async range(name: string, from: string, to: string): Promise<number> {
+    const fromMs = parseDay(from);
+    const toMs = parseDay(to);
+    if (fromMs === undefined) throw badRequest('query.from', 'must be a calendar day YYYY-MM-DD');
+    if (toMs === undefined) throw badRequest('query.to', 'must be a calendar day YYYY-MM-DD');
+    if (toMs < fromMs) throw badRequest('query.to', 'must not be before query.from');
+    if ((toMs - fromMs) / DAY_MS + 1 > MAX_RANGE_DAYS)
+      throw badRequest('query.to', `a range covers at most ${MAX_RANGE_DAYS} days`);
+    const days: string[] = [];
+    for (let ms = fromMs; ms <= toMs; ms += DAY_MS) days.push(dayOf(ms));
+    const shard = this.shardOf(name);
+    try {
+      return Number(
+        await this.onShard(shard, (c) =>
+          c.run((r) => r.pfcount(...days.map((d) => uniqueKeys(name, d).hll))),
+        ),
+      );
+    } catch (err) {
+      if (!(err instanceof RedisPathError)) throw err;
+    }
+    const [row] = await this.mysql(() =>
+      this.deps.router.primary.select<{ n: string | number }>(
+        'SELECT COUNT(DISTINCT user_id) AS n FROM unique_daily WHERE name = ? AND day BETWEEN ? AND ?',
+        [name, from, to],
+      ),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /** Stops the repair loop and releases barrier waiters. */
+  close(): void {
+    clearInterval(this.repairTimer);
+    this.barrier.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Set-like data during a migration is written to both shards and read from the old one. */
+  private shardOf(name: string): string {
+    const route = this.deps.counters.currentMap().route(slotOf(name));
+    return route.migratingFrom ?? route.shard;
+  }
+
+  private onShard<T>(shard: string, fn: (client: RedisShardClient) => Promise<T>): Promise<T> {
+    return this.deps.counters.onShard(shard, fn);
+  }
+
+  private async add(shard: string, name: string, day: string, userId: string): Promise<string> {
+    const keys = uniqueKeys(name, day);
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      try {
+        const reply = (await this.onShard(shard, (c) =>
+          scriptsOf(c).uqAdd([keys.set, keys.gen, keys.hll], [userId, this.ttlMs]),
+        )) as [number, string];
+        return String(reply[1]);
+      } catch (err) {
+        if (!isCold(err)) throw err;
+      }
+      if (!(await this.warm(shard, name, day))) break;
+    }
+    throw new WarmFailed();
+  }
+
+  private warm(shard: string, name: string, day: string): Promise<boolean> {
+    const id = `${name}\n${day}`;
+    const running = this.warming.get(id);
+    if (running !== undefined) return running;
+    const warming = this.doWarm(shard, name, day).finally(() => this.warming.delete(id));
+    this.warming.set(id, warming);
+    return warming;
+  }
+
+  private async doWarm(shard: string, name: string, day: string): Promise<boolean> {
+    const barrier = await this.barrier.waitForKey(name, this.options.warmWaitMs);
+    if (barrier.kind !== 'passed') return false;
+    const rows = await this.mysql(() =>
+      this.deps.router.primary.select<{ user_id: string }>(
+        'SELECT user_id FROM unique_daily WHERE name = ? AND day = ?',
+        [name, day],
+      ),
+    );
+    const keys = uniqueKeys(name, day);
+    const gen = randomUUID();
+    const users = rows.map((r) => r.user_id);
+    for (let i = 0; ; i += 5_000) {
+      const part = users.slice(i, i + 5_000);
+      const final = i + 5_000 >= users.length;
+      const filled = await this.onShard(shard, (c) =>
+        scriptsOf(c).uqFill([keys.set, keys.gen, keys.hll], [gen, this.ttlMs, final ? '1' : '0', ...part]),
+      );
+      if (Number(filled) === 0 || final) return true;
+    }
+  }
+
+  private async mysqlInsert(event: UniqueEvent): Promise<void> {
+    await this.mysql(() =>
+      this.deps.router.primary.execute(
+        'INSERT IGNORE INTO unique_daily (name, day, user_id) VALUES (?, ?, ?)',
+        [event.name, event.day, event.userId],
+      ),
+    );
+  }
+
+  private async mysql<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw serviceUnavailable('Unique users cannot be served right now; retry later', 1, err);
+    }
+  }
+
+  private async withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        promise,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('kafka send timed out')), this.options.kafkaTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Day sets written to MySQL only while Redis failed: deleted (cold) once the shard answers. */
+  private async repair(): Promise<void> {
+    for (const [id, { name, day }] of [...this.dirty].slice(0, 200)) {
+      const keys = uniqueKeys(name, day);
+      try {
+        await this.onShard(this.shardOf(name), (c) => c.run((r) => r.del(keys.set, keys.gen)));
+        this.dirty.delete(id);
+      } catch {
+        return;
+      }
+    }
+  }
+}
+
+/** A cold day set could not be warmed (writer barrier not passed): MySQL takes the write. */
+class WarmFailed extends Error {
+  override readonly name = 'WarmFailed';
+}

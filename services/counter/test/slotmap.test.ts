@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { counterKeys, slotOf } from '../src/keys.js';
+import type { SlotMapDocument } from '../src/slot-map.js';
+import { ACKS_KEY } from '../src/slot-map-source.js';
+import { createTestContext, ownerOf, sleep, waitFor, type TestContext } from './helpers.js';
+
+let ctx: TestContext;
+
+beforeAll(async () => {
+  ctx = await createTestContext('slotmap');
+  await ctx.startWriter();
+});
+afterAll(async () => {
+  await ctx?.close();
+});
+
+const shards = { 'shard-0': { masterName: 'shard-0' }, 'shard-1': { masterName: 'shard-1' } };
+
+async function metric(name: string): Promise<number> {
+  const line = (await ctx.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
+/** Moves a migrating slot's counter from old to new exactly once, as the operator will. */
+async function moveCounter(name: string, from: string, to: string): Promise<void> {
+  const keys = counterKeys(name);
+  const old = ctx.shard(from).redis;
+  // Take the old hash atomically (read + delete); from now on reads of the name go to MySQL.
+  const taken = (await old.eval(
+    `local h = redis.call('HGETALL', KEYS[1]) redis.call('DEL', KEYS[1], KEYS[2]) return h`,
+    2,
+    keys.value,
+    keys.pending,
+  )) as string[];
+  const fields = new Map<string, string>();
+  for (let i = 0; i + 1 < taken.length; i += 2) fields.set(taken[i]!, taken[i + 1]!);
+  const target = ctx.shard(to).redis;
+  if (fields.has('v') && fields.get('m') !== '1') {
+    // Old value + the deltas written to the new shard meanwhile = the whole value; no longer partial.
+    await target.eval(
+      `redis.call('HINCRBY', KEYS[1], 'v', ARGV[1]) redis.call('HDEL', KEYS[1], 'm')
+       if not redis.call('HGET', KEYS[1], 'g') then redis.call('HSET', KEYS[1], 'g', ARGV[2]) end return 1`,
+      1,
+      keys.value,
+      fields.get('v')!,
+      fields.get('g') ?? 'moved',
+    );
+  } else {
+    // The old shard had nothing trustworthy: the new partial is cold, re-warmed from MySQL.
+    await target.del(keys.value, keys.pending);
+  }
+}
+
+describe('slot map routing', () => {
+  it('routes names to the shard the published map names, and acknowledges the epoch on every shard', async () => {
+    const doc: SlotMapDocument = {
+      epoch: 1,
+      ranges: [
+        { from: 0, to: 4095, shard: 'shard-1' },
+        { from: 4096, to: 12287, shard: 'shard-0' },
+        { from: 12288, to: 16383, shard: 'shard-1' },
+      ],
+      shards,
+      migrating: [],
+    };
+    await ctx.publishMap(doc);
+    const auth = await ctx.auth();
+    const names = Array.from({ length: 60 }, (_, i) => ctx.name(`r${i}`));
+    for (const name of names) {
+      const res = await ctx.app.inject({
+        method: 'POST',
+        url: `/v1/counters/${name}/increment`,
+        headers: auth,
+        payload: { delta: 3 },
+      });
+      expect(res.statusCode).toBe(200);
+    }
+    for (const name of names) {
+      const slot = slotOf(name);
+      const owner = slot < 4096 || slot >= 12288 ? 'shard-1' : 'shard-0';
+      expect(ownerOf(ctx, name)).toBe(owner);
+      expect(await ctx.redisValue(name, owner)).toBe(3);
+      expect(await ctx.redisValue(name, owner === 'shard-0' ? 'shard-1' : 'shard-0')).toBeNull();
+    }
+    expect(new Set(names.map((n) => ownerOf(ctx, n))).size).toBe(2);
+    for (const shard of ctx.shards) {
+      await waitFor(
+        async () => (await shard.redis.hget(ACKS_KEY, ctx.slotMaps.podId))?.startsWith('1:') ?? false,
+        5_000,
+        `epoch 1 acknowledged on ${shard.shard}`,
+      );
+    }
+  });
+
+  it('keeps the last good map when the file turns invalid, and counts the failure', async () => {
+    const before = await metric('hyperscale_counter_slotmap_reload_failures_total');
+    await expect(
+      ctx.publishMap({ epoch: 5, ranges: [{ from: 0, to: 10, shard: 'shard-0' }], shards, migrating: [] }),
+    ).rejects.toThrow(/not applied/);
+    expect(ctx.slotMaps.current()?.epoch).toBe(1);
+    expect(await metric('hyperscale_counter_slotmap_reload_failures_total')).toBe(before + 1);
+    const name = ctx.name('still-served');
+    const res = await ctx.app.inject({
+      method: 'POST',
+      url: `/v1/counters/${name}/increment`,
+      headers: await ctx.auth(),
+    });
+    expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('migration', () => {
+  it('moves slots 0-4095 from shard-1 to shard-0 while increments run; totals exact', async () => {
+    await ctx.publishMap({
+      epoch: 6,
+      ranges: [
+        { from: 0, to: 4095, shard: 'shard-1' },
+        { from: 4096, to: 12287, shard: 'shard-0' },
+        { from: 12288, to: 16383, shard: 'shard-1' },
+      ],
+      shards,
+      migrating: [],
+    });
+    const auth = await ctx.auth();
+    const names = Array.from({ length: 40 }, (_, i) => ctx.name(`m${i}`));
+    const moving = names.filter((n) => slotOf(n) < 4096);
+    expect(moving.length).toBeGreaterThan(3);
+    const acked = new Map(names.map((n) => [n, 0]));
+    // Warm half of the moving names before the migration; the others stay cold on the old shard.
+    for (const name of names.filter((_, i) => i % 2 === 0)) {
+      await ctx.app.inject({
+        method: 'POST',
+        url: `/v1/counters/${name}/increment`,
+        headers: auth,
+        payload: { delta: 10 },
+      });
+      acked.set(name, 10);
+    }
+    let running = true;
+    const errors: string[] = [];
+    const load = Promise.all(
+      Array.from({ length: 20 }, async (_, c) => {
+        for (let i = 0; running; i += 1) {
+          const name = names[(c * 7 + i) % names.length]!;
+          const res = await ctx.app.inject({
+            method: 'POST',
+            url: `/v1/counters/${name}/increment`,
+            headers: auth,
+          });
+          if (res.statusCode === 200) acked.set(name, (acked.get(name) ?? 0) + 1);
+          else errors.push(`${res.statusCode} ${res.body}`);
+        }
+      }),
+    );
+    await sleep(300);
+    const migrating: SlotMapDocument = {
+      epoch: 7,
+      ranges: [
+        { from: 0, to: 12287, shard: 'shard-0' },
+        { from: 12288, to: 16383, shard: 'shard-1' },
+      ],
+      shards,
+      migrating: [{ from: 0, to: 4095, fromShard: 'shard-1', toShard: 'shard-0' }],
+    };
+    await ctx.publishMap(migrating);
+    await sleep(400);
+    // Reads during the migration sum old + new (or come from MySQL): never below what was acknowledged.
+    for (const name of moving) {
+      const floor = acked.get(name) ?? 0;
+      const res = await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth });
+      expect(res.json<{ value: number }>().value).toBeGreaterThanOrEqual(floor);
+    }
+    for (const name of moving) await moveCounter(name, 'shard-1', 'shard-0');
+    await sleep(300);
+    await ctx.publishMap({ ...migrating, epoch: 8, migrating: [] });
+    await sleep(300);
+    running = false;
+    await load;
+    expect(errors).toEqual([]);
+    console.info(
+      `migration: ${[...acked.values()].reduce((a, b) => a + b, 0)} increments acknowledged, ${moving.length} names moved`,
+    );
+    await ctx.waitDrained();
+    for (const name of names) {
+      const expected = acked.get(name) ?? 0;
+      expect(await ctx.mysqlValue(name), name).toBe(expected);
+      const res = await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth });
+      expect(res.json<{ value: number }>().value, name).toBe(expected);
+    }
+    for (const name of moving) {
+      expect(await ctx.redisValue(name, 'shard-0')).toBe(acked.get(name));
+      expect(await ctx.redisValue(name, 'shard-1')).toBeNull();
+    }
+  }, 120_000);
+});
