@@ -5,7 +5,7 @@
  * every 2xx-acknowledged like reached MySQL and that Redis agrees. Each scenario ends with
  * `RESULT scenario=… rps=… p50_ms=… p99_ms=… errors=… floor_rps=… ratio=…`.
  */
-import { createMysqlPools, createLogger } from '@hyperscale/platform';
+import { createKafka, createMysqlPools, createLogger, TOPICS, type MysqlPool } from '@hyperscale/platform';
 import { devTokenSigner } from './dev-token.js';
 import { likeScenarios, type Scenario } from './like-scenarios.js';
 import { runLoad } from './load.js';
@@ -111,6 +111,34 @@ async function measure(
   );
 }
 
+/** Waits until the writer group's offsets in MySQL equal the likes topic's high watermarks. */
+async function waitWriterDrained(primary: MysqlPool, timeoutMs: number): Promise<void> {
+  const kafka = createKafka({
+    clientId: 'bench',
+    brokers: (likeEnv['KAFKA_BROKERS'] ?? '').split(','),
+    logger,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    const groupId = likeEnv['WRITER_GROUP_ID'] ?? 'hyperscale-writer';
+    for (;;) {
+      const highs = await admin.fetchTopicOffsets(TOPICS.likes);
+      const stored = await primary.select<{ partition: number; next_offset: string }>(
+        'SELECT `partition`, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?',
+        [groupId, TOPICS.likes],
+      );
+      const at = new Map(stored.map((row) => [Number(row.partition), BigInt(row.next_offset)]));
+      if (highs.every((p) => (at.get(p.partition) ?? 0n) >= BigInt(p.high))) return;
+      if (Date.now() > deadline) throw new Error(`writer not drained within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Sums the samples of `metric` whose labels contain `labelFilter`, from a process's /metrics. */
 async function metricSum(port: number, metric: string, labelFilter: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -142,20 +170,15 @@ async function verifyLikes(
   });
   const started = Date.now();
   try {
-    let inMysql = new Map<string, number>();
-    while (Date.now() - started < 120_000) {
-      const rows = await pools.primary.select<{ post_id: string; like_count: string }>(
-        'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
-        [`${runId}-%`],
-      );
-      inMysql = new Map(rows.map((row) => [row.post_id, Number(row.like_count)]));
-      const missing = [...expected].reduce(
-        (sum, [post, count]) => sum + Math.max(0, count - (inMysql.get(post) ?? 0)),
-        0,
-      );
-      if (missing === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    // Drained = the writer's stored offsets reached the end of every partition. Only then is
+    // comparing Redis with MySQL fair: requests cut off when the load stopped may have changed
+    // Redis and reached Kafka without their answer being counted as acknowledged.
+    await waitWriterDrained(pools.primary, 120_000);
+    const rows = await pools.primary.select<{ post_id: string; like_count: string }>(
+      'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
+      [`${runId}-%`],
+    );
+    const inMysql = new Map(rows.map((row) => [row.post_id, Number(row.like_count)]));
     const drainMs = Date.now() - started;
     const lost = [...expected].reduce(
       (sum, [post, count]) => sum + Math.max(0, count - (inMysql.get(post) ?? 0)),
