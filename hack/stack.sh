@@ -63,8 +63,14 @@ server_status() {
 
 # Refuse to start on a port someone else listens on (never touch processes we did not start).
 check_port_free() {
-  local name="$1" port
+  local name="$1" port deadline
   port="$(server_port "${name}")"
+  # A server killed a moment ago can leave its listening socket behind for a short while.
+  deadline=$(($(hs_now) + 5))
+  while { port_open "${port}" || { [[ "${name}" == kafka ]] && port_open "${HS_KAFKA_CONTROLLER_PORT}"; }; } &&
+    (($(hs_now) < deadline)); do
+    sleep 0.2
+  done
   if port_open "${port}"; then
     die "cannot start ${name}: port ${port} is already in use by a process hack/stack.sh did not start: $(port_owner "${port}")"
   fi

@@ -153,12 +153,14 @@ spawn() {
   log="$(server_log "${name}")"
   mkdir -p "${HS_LOG_DIR}"
   printf '\n===== %s starting %s: %s\n' "$(date '+%F %T')" "${name}" "$*" >>"${log}"
-  (
-    cd "$(server_dir "${name}")" || exit 1
-    # fd 9 is the lock of hack/stack.sh: the server must not inherit (and so hold) it
-    exec setsid "$@" </dev/null >>"${log}" 2>&1 9>&-
-  ) &
+  # Fork from inside the server's directory, so the child's cwd is right from its first instant:
+  # server_pid identifies our processes by cwd, and a subshell that had not yet run its `cd` was
+  # once taken for a server that "exited during start-up".
+  pushd "$(server_dir "${name}")" >/dev/null || die "cannot enter $(server_dir "${name}")"
+  # fd 9 is the lock of hack/stack.sh: the server must not inherit (and so hold) it
+  setsid "$@" </dev/null >>"${log}" 2>&1 9>&- &
   pid=$!
+  popd >/dev/null || true
   printf '%s\n' "${pid}" >"$(pid_file "${name}")"
 }
 

@@ -23,6 +23,13 @@ import type { MysqlPools } from '../src/mysql/index.js';
 
 const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 const suffix = Math.random().toString(36).slice(2, 10);
+/** Versions of the migration files shipped with the platform (`NNN.do.*.sql`), ascending. */
+const SHIPPED = (await readdir(defaultMigrationsDir))
+  .map((file) => /^(\d+)\.do\./.exec(file)?.[1])
+  .filter((version): version is string => version !== undefined)
+  .map(Number)
+  .sort((a, b) => a - b);
+const LATEST = SHIPPED[SHIPPED.length - 1] ?? 0;
 const dbs = {
   main: `hs_test_${suffix}`,
   target: `hs_test_${suffix}_t`,
@@ -101,13 +108,13 @@ describe('migrate', () => {
       migrate({ url: primaryUrl(dbs.main), logger }),
     ]);
     const appliedCounts = [a.applied.length, b.applied.length].sort();
-    expect(appliedCounts).toEqual([0, 2]);
-    expect(a.toVersion).toBe(2);
-    expect(b.toVersion).toBe(2);
+    expect(appliedCounts).toEqual([0, SHIPPED.length]);
+    expect(a.toVersion).toBe(LATEST);
+    expect(b.toVersion).toBe(LATEST);
     const versions = await admin.primary.select<{ version: string }>(
       `SELECT version FROM \`${dbs.main}\`.schemaversion ORDER BY version`,
     );
-    expect(versions.map((v) => Number(v.version))).toEqual([0, 1, 2]);
+    expect(versions.map((v) => Number(v.version))).toEqual([0, ...SHIPPED]);
   });
 
   it('creates the DESIGN §4 tables with ASCII binary ids, exact BIGINTs and the specified keys', async () => {
@@ -148,6 +155,10 @@ describe('migrate', () => {
       'unique_daily.PRIMARY': 'unique(name,day,user_id)',
       'consumer_offsets.PRIMARY': 'unique(group_id,topic,partition)',
       'replication_heartbeat.PRIMARY': 'unique(id)',
+      'fallback_events.PRIMARY': 'unique(event_id)',
+      'fallback_events.idx_fallback_events_created': 'key(created_at)',
+      'presence.PRIMARY': 'unique(room,user_id)',
+      'presence.idx_presence_room_seen': 'key(room,last_seen)',
       'schemaversion.PRIMARY': 'unique(version)',
     });
   });
@@ -171,7 +182,7 @@ describe('migrate', () => {
 
   it('is idempotent: a rerun applies nothing', async () => {
     const again = await migrate({ url: primaryUrl(dbs.main), logger });
-    expect(again).toMatchObject({ fromVersion: 2, toVersion: 2, applied: [] });
+    expect(again).toMatchObject({ fromVersion: LATEST, toVersion: LATEST, applied: [] });
   });
 
   it('the schema reaches the replica', async () => {
@@ -192,7 +203,7 @@ describe('migrate', () => {
     expect(tables.map((r) => r.t)).not.toContain('replication_heartbeat');
 
     const rest = await migrate({ url: primaryUrl(dbs.target), logger });
-    expect(rest.applied.map((m) => m.version)).toEqual([2]);
+    expect(rest.applied.map((m) => m.version)).toEqual(SHIPPED.slice(1));
 
     await expect(migrate({ url: primaryUrl(dbs.target), logger, targetVersion: 1 })).rejects.toThrow(
       /forward-only/,
@@ -244,7 +255,7 @@ describe('migrate', () => {
       holder.release();
     }
     const after = await migrate({ url: primaryUrl(dbs.lock), logger });
-    expect(after.toVersion).toBe(2);
+    expect(after.toVersion).toBe(LATEST);
   });
 
   it('rejects a URL without database and an unreachable server with a typed error', async () => {
