@@ -39,7 +39,7 @@ token: ## Print a dev bearer token: make -s token USER=alice [SCOPE=counters:wri
 	@bash hack/dev-env.sh >/dev/null
 	@node hack/token.mjs "$(USER)" "$(SCOPE)"
 
-bench: build ## Load scenarios vs a bare-Fastify floor: make bench [SCENARIOS="like-write-spread like-read"]
+bench: build ## Load scenarios vs a bare-Fastify floor: make bench [SCENARIOS="like-write-spread counter-read"]
 	@bash hack/stack.sh up
 	@bash hack/dev-env.sh >/dev/null
 	@node bench/dist/run.js $(SCENARIOS)

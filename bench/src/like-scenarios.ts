@@ -1,9 +1,13 @@
 import type { PlannedRequest } from './load.js';
 
-/** A scenario: how to build its n-th request, and whether it writes likes to verify afterwards. */
+/**
+ * A scenario: which service it loads, how to build its next request, and what its acknowledged
+ * requests must have written (verified after the writer drained).
+ */
 export interface Scenario {
   name: string;
-  writes: boolean;
+  service: 'like' | 'counter';
+  verify: 'likes' | 'counters' | 'uniques' | 'none';
   next: () => PlannedRequest;
 }
 
@@ -24,7 +28,8 @@ export function likeScenarios(runId: string, token: (userId: string) => string):
   return [
     {
       name: 'like-write-spread',
-      writes: true,
+      service: 'like',
+      verify: 'likes',
       next: () => {
         const sequence = spread++;
         const postId = spreadPost(sequence);
@@ -39,7 +44,8 @@ export function likeScenarios(runId: string, token: (userId: string) => string):
     },
     {
       name: 'like-write-hot',
-      writes: true,
+      service: 'like',
+      verify: 'likes',
       next: () => {
         const postId = `${runId}-hot`;
         const userId = `${runId}-h${hot++}`;
@@ -53,12 +59,14 @@ export function likeScenarios(runId: string, token: (userId: string) => string):
     },
     {
       name: 'like-read',
-      writes: false,
+      service: 'like',
+      verify: 'none',
       next: () => ({ method: 'GET', path: `/v1/posts/${spreadPost(read++)}/likes`, headers: readerToken }),
     },
     {
       name: 'like-batch-read',
-      writes: false,
+      service: 'like',
+      verify: 'none',
       next: () => {
         const start = (batch++ * 100) % SPREAD_POSTS;
         const postIds = Array.from({ length: 100 }, (_, offset) => spreadPost(start + offset));

@@ -1,11 +1,13 @@
 /**
- * `make bench [SCENARIOS="like-write-spread like-read"]`: starts a floor server, the like service and
- * the writer against the local stack (which must be up), then for each scenario measures the floor
- * with the same requests, warms the service up, measures it, and for write scenarios verifies that
- * every 2xx-acknowledged like reached MySQL and that Redis agrees. Each scenario ends with
+ * `make bench [SCENARIOS="like-write-spread counter-read"]`: against the local stack (which must be
+ * up) it starts a floor server, the services the chosen scenarios need and the writer. For each
+ * scenario it measures the floor with the same requests, warms the service up, measures it, and for
+ * write scenarios verifies — after the writer drained the topic — that every 2xx-acknowledged write
+ * reached MySQL and that the service (Redis) reports what MySQL holds. Each scenario ends with
  * `RESULT scenario=… rps=… p50_ms=… p99_ms=… errors=… floor_rps=… ratio=…`.
  */
 import { createKafka, createMysqlPools, createLogger, TOPICS, type MysqlPool } from '@hyperscale/platform';
+import { counterScenarios } from './counter-scenarios.js';
 import { devTokenSigner } from './dev-token.js';
 import { likeScenarios, type Scenario } from './like-scenarios.js';
 import { runLoad } from './load.js';
@@ -19,12 +21,49 @@ const requested = process.argv.slice(2).filter((name) => name.length > 0);
 const logger = createLogger({ service: 'bench', level: 'warn' });
 const runId = `b${Date.now().toString(36)}`;
 const devEnv = readEnvFile(`${repoRoot}.stack/dev.env`);
-const likeEnv = readEnvFile(`${repoRoot}services/like/local.env`);
+const serviceEnv = {
+  like: readEnvFile(`${repoRoot}services/like/local.env`),
+  counter: readEnvFile(`${repoRoot}services/counter/local.env`),
+};
 const writerEnv = readEnvFile(`${repoRoot}services/writer/local.env`);
 const token = devTokenSigner(devEnv['JWT_HS256_SECRET'] ?? '');
 const processes: RunningProcess[] = [];
+const SEND_SETTLE_MS = Number(serviceEnv.like['KAFKA_SEND_TIMEOUT_MS'] ?? 3_000) + 500;
+
+interface Ports {
+  http: number;
+  metrics: number;
+}
+
+async function startService(service: 'like' | 'counter'): Promise<Ports> {
+  const ports = { http: await freePort(), metrics: await freePort() };
+  processes.push(
+    await startProcess({
+      name: service,
+      script: `${repoRoot}services/${service}/dist/main.js`,
+      env: {
+        ...serviceEnv[service],
+        ...devEnv,
+        HTTP_PORT: String(ports.http),
+        METRICS_PORT: String(ports.metrics),
+        LOG_LEVEL: 'warn',
+        // The bench measures the service, not its rate limits' verdicts (the checks still run).
+        RATE_LIMIT_PER_USER: '100000000',
+        RATE_LIMIT_PER_IP: '100000000',
+      },
+      ready: () => httpOk(`http://127.0.0.1:${ports.metrics}/readyz`),
+    }),
+  );
+  return ports;
+}
 
 async function main(): Promise<void> {
+  const scenarios = [...likeScenarios(runId, token), ...counterScenarios(runId, token)].filter(
+    (scenario) => requested.length === 0 || requested.includes(scenario.name),
+  );
+  const unknown = requested.filter((name) => !scenarios.some((scenario) => scenario.name === name));
+  if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
+
   const floorPort = await freePort();
   processes.push(
     await startProcess({
@@ -34,24 +73,10 @@ async function main(): Promise<void> {
       ready: () => httpOk(`http://127.0.0.1:${floorPort}/ready`),
     }),
   );
-  const likePort = await freePort();
-  const likeMetricsPort = await freePort();
-  processes.push(
-    await startProcess({
-      name: 'like',
-      script: `${repoRoot}services/like/dist/main.js`,
-      env: {
-        ...likeEnv,
-        ...devEnv,
-        HTTP_PORT: String(likePort),
-        METRICS_PORT: String(likeMetricsPort),
-        LOG_LEVEL: 'warn',
-        RATE_LIMIT_PER_USER: '100000000',
-        RATE_LIMIT_PER_IP: '100000000',
-      },
-      ready: () => httpOk(`http://127.0.0.1:${likeMetricsPort}/readyz`),
-    }),
-  );
+  const services = new Map<'like' | 'counter', Ports>();
+  for (const service of new Set(scenarios.map((scenario) => scenario.service))) {
+    services.set(service, await startService(service));
+  }
   const writerMetricsPort = await freePort();
   processes.push(
     await startProcess({
@@ -62,76 +87,88 @@ async function main(): Promise<void> {
     }),
   );
 
-  const scenarios = likeScenarios(runId, token).filter(
-    (scenario) => requested.length === 0 || requested.includes(scenario.name),
-  );
-  const unknown = requested.filter((name) => !scenarios.some((scenario) => scenario.name === name));
-  if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
-
-  for (const scenario of scenarios) await measure(scenario, floorPort, likePort, likeMetricsPort);
+  const pools = createMysqlPools({
+    primaryUrl: writerEnv['MYSQL_PRIMARY_URL'] ?? '',
+    connectionLimit: 2,
+    connectTimeoutMs: 2_000,
+    queryTimeoutMs: 10_000,
+    logger,
+  });
+  try {
+    for (const scenario of scenarios) {
+      const ports = services.get(scenario.service);
+      if (ports === undefined) throw new Error(`${scenario.service} was not started`);
+      await measure(scenario, floorPort, ports, pools.primary);
+    }
+  } finally {
+    await pools.close();
+  }
 }
 
 async function measure(
   scenario: Scenario,
   floorPort: number,
-  likePort: number,
-  likeMetricsPort: number,
+  ports: Ports,
+  primary: MysqlPool,
 ): Promise<void> {
-  const floor = await runLoad({
-    baseUrl: `http://127.0.0.1:${floorPort}`,
-    connections,
-    durationSeconds,
-    next: scenario.next,
-  });
-  const warmup = await runLoad({
-    baseUrl: `http://127.0.0.1:${likePort}`,
-    connections,
-    durationSeconds: warmupSeconds,
-    next: scenario.next,
-  });
-  const result = await runLoad({
-    baseUrl: `http://127.0.0.1:${likePort}`,
-    connections,
-    durationSeconds,
-    next: scenario.next,
-  });
+  const load = (port: number, seconds: number) =>
+    runLoad({
+      baseUrl: `http://127.0.0.1:${port}`,
+      connections,
+      durationSeconds: seconds,
+      next: scenario.next,
+    });
+  const floor = await load(floorPort, durationSeconds);
+  const warmup = await load(ports.http, warmupSeconds);
+  const result = await load(ports.http, durationSeconds);
   const errors = result.errors + warmup.errors;
   if (errors > 0)
     process.stdout.write(`STATUS scenario=${scenario.name} ${JSON.stringify(result.statusCounts)}\n`);
-  if (scenario.writes) {
-    const lost = await verifyLikes([...warmup.acknowledged, ...result.acknowledged], likePort);
-    const degraded = await metricSum(likeMetricsPort, 'hyperscale_like_warm_total', 'outcome="degraded"');
-    process.stdout.write(
-      `VERIFY scenario=${scenario.name} acknowledged=${warmup.acknowledged.length + result.acknowledged.length} lost=${lost.lost} redis_mismatches=${lost.redisMismatches} degraded_warms_so_far=${degraded} drain_ms=${lost.drainMs}\n`,
-    );
-  }
+  const acknowledged = [...warmup.acknowledged, ...result.acknowledged];
+  const verified =
+    scenario.verify === 'likes'
+      ? await verifyLikes(acknowledged, ports, primary)
+      : scenario.verify === 'counters'
+        ? await verifyCounters(acknowledged, ports, primary)
+        : scenario.verify === 'uniques'
+          ? await verifyUniques(acknowledged, ports, primary)
+          : undefined;
+  if (verified !== undefined) process.stdout.write(`VERIFY scenario=${scenario.name} ${verified}\n`);
   const ratio = floor.rps > 0 ? result.rps / floor.rps : 0;
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );
 }
 
-/** Waits until the writer group's offsets in MySQL equal the likes topic's high watermarks. */
-async function waitWriterDrained(primary: MysqlPool, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the writer group's offsets in MySQL reach the topic's high watermarks. Only then is
+ * comparing Redis with MySQL fair: requests cut off when the load stopped may have changed Redis
+ * and reached Kafka without their answer being counted as acknowledged.
+ */
+async function waitWriterDrained(primary: MysqlPool, topic: string, timeoutMs = 120_000): Promise<number> {
+  // A request cut off when the load stopped may still have its event in a producer's queue; every
+  // send settles within the producer's send timeout (3 s by default), so let those land first.
+  await new Promise((resolve) => setTimeout(resolve, SEND_SETTLE_MS));
+  const started = Date.now();
   const kafka = createKafka({
     clientId: 'bench',
-    brokers: (likeEnv['KAFKA_BROKERS'] ?? '').split(','),
+    brokers: (writerEnv['KAFKA_BROKERS'] ?? '').split(','),
     logger,
   });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const deadline = Date.now() + timeoutMs;
-    const groupId = likeEnv['WRITER_GROUP_ID'] ?? 'hyperscale-writer';
+    const groupId = writerEnv['WRITER_GROUP_ID'] ?? 'hyperscale-writer';
     for (;;) {
-      const highs = await admin.fetchTopicOffsets(TOPICS.likes);
+      const highs = await admin.fetchTopicOffsets(topic);
       const stored = await primary.select<{ partition: number; next_offset: string }>(
         'SELECT `partition`, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?',
-        [groupId, TOPICS.likes],
+        [groupId, topic],
       );
       const at = new Map(stored.map((row) => [Number(row.partition), BigInt(row.next_offset)]));
-      if (highs.every((p) => (at.get(p.partition) ?? 0n) >= BigInt(p.high))) return;
-      if (Date.now() > deadline) throw new Error(`writer not drained within ${timeoutMs} ms`);
+      if (highs.every((p) => (at.get(p.partition) ?? 0n) >= BigInt(p.high))) return Date.now() - started;
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`writer not drained ${topic} within ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   } finally {
@@ -139,64 +176,81 @@ async function waitWriterDrained(primary: MysqlPool, timeoutMs: number): Promise
   }
 }
 
-/** Sums the samples of `metric` whose labels contain `labelFilter`, from a process's /metrics. */
-async function metricSum(port: number, metric: string, labelFilter: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(`${metric}{`) && line.includes(labelFilter))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+/** Counts occurrences of each key. */
+function tally(keys: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+  return counts;
 }
 
-/**
- * Every acknowledged key is a distinct (user, post) pair, so MySQL's count per post must equal the
- * number of acknowledged likes on it (more is possible only for requests that timed out unanswered).
- */
-async function verifyLikes(
-  acknowledged: string[],
-  likePort: number,
-): Promise<{ lost: number; redisMismatches: number; drainMs: number }> {
-  const expected = new Map<string, number>();
-  for (const key of acknowledged) {
-    const postId = key.slice(key.indexOf('|') + 1);
-    expected.set(postId, (expected.get(postId) ?? 0) + 1);
-  }
-  const pools = createMysqlPools({
-    primaryUrl: likeEnv['MYSQL_PRIMARY_URL'] ?? '',
-    connectionLimit: 2,
-    connectTimeoutMs: 2_000,
-    queryTimeoutMs: 10_000,
-    logger,
+/** Acknowledged writes missing from `stored` (more stored is possible for unanswered requests). */
+function missing(expected: Map<string, number>, stored: Map<string, number>): number {
+  return [...expected].reduce((sum, [key, count]) => sum + Math.max(0, count - (stored.get(key) ?? 0)), 0);
+}
+
+async function getJson<T>(ports: Ports, path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(`http://127.0.0.1:${ports.http}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token(`${runId}-reader`)}`, 'content-type': 'application/json' },
   });
-  const started = Date.now();
-  try {
-    // Drained = the writer's stored offsets reached the end of every partition. Only then is
-    // comparing Redis with MySQL fair: requests cut off when the load stopped may have changed
-    // Redis and reached Kafka without their answer being counted as acknowledged.
-    await waitWriterDrained(pools.primary, 120_000);
-    const rows = await pools.primary.select<{ post_id: string; like_count: string }>(
-      'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
-      [`${runId}-%`],
-    );
-    const inMysql = new Map(rows.map((row) => [row.post_id, Number(row.like_count)]));
-    const drainMs = Date.now() - started;
-    const lost = [...expected].reduce(
-      (sum, [post, count]) => sum + Math.max(0, count - (inMysql.get(post) ?? 0)),
-      0,
-    );
-    let redisMismatches = 0;
-    const reader = token(`${runId}-reader`);
-    for (const postId of expected.keys()) {
-      const response = await fetch(`http://127.0.0.1:${likePort}/v1/posts/${postId}/likes`, {
-        headers: { authorization: `Bearer ${reader}` },
-      });
-      const body = (await response.json()) as { count?: number };
-      if (body.count !== inMysql.get(postId)) redisMismatches += 1;
-    }
-    return { lost, redisMismatches, drainMs };
-  } finally {
-    await pools.close();
+  return (await response.json()) as T;
+}
+
+/** Every acknowledged key is a distinct (user, post) pair: each adds exactly one like. */
+async function verifyLikes(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
+  const expected = tally(acknowledged.map((key) => key.slice(key.indexOf('|') + 1)));
+  const drainMs = await waitWriterDrained(primary, TOPICS.likes);
+  const rows = await primary.select<{ post_id: string; like_count: string }>(
+    'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
+    [`${runId}-%`],
+  );
+  const stored = new Map(rows.map((row) => [row.post_id, Number(row.like_count)]));
+  let redisMismatches = 0;
+  for (const postId of expected.keys()) {
+    const body = await getJson<{ count?: number }>(ports, `/v1/posts/${postId}/likes`);
+    if (body.count !== stored.get(postId)) redisMismatches += 1;
   }
+  return `acknowledged=${acknowledged.length} lost=${missing(expected, stored)} redis_mismatches=${redisMismatches} drain_ms=${drainMs}`;
+}
+
+/** Every acknowledged key is one increment by 1 of that counter. */
+async function verifyCounters(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
+  const expected = tally(acknowledged);
+  const drainMs = await waitWriterDrained(primary, TOPICS.counters);
+  const rows = await primary.select<{ name: string; value: string }>(
+    'SELECT name, value FROM counters WHERE name LIKE ?',
+    [`${runId}-%`],
+  );
+  const stored = new Map(rows.map((row) => [row.name, Number(row.value)]));
+  let redisMismatches = 0;
+  const names = [...expected.keys()];
+  for (let i = 0; i < names.length; i += 100) {
+    const body = await getJson<{ results?: { name: string; value: number }[] }>(
+      ports,
+      '/v1/counters:batchGet',
+      {
+        method: 'POST',
+        body: JSON.stringify({ names: names.slice(i, i + 100) }),
+      },
+    );
+    for (const entry of body.results ?? []) if (entry.value !== stored.get(entry.name)) redisMismatches += 1;
+  }
+  return `acknowledged=${acknowledged.length} lost=${missing(expected, stored)} redis_mismatches=${redisMismatches} drain_ms=${drainMs}`;
+}
+
+/** Every acknowledged key is a distinct user active today on one name. */
+async function verifyUniques(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
+  const name = `${runId}-dau`;
+  const day = new Date().toISOString().slice(0, 10);
+  const drainMs = await waitWriterDrained(primary, TOPICS.uniques);
+  const rows = await primary.select<{ user_id: string }>(
+    'SELECT user_id FROM unique_daily WHERE name = ? AND day = ?',
+    [name, day],
+  );
+  const stored = new Set(rows.map((row) => row.user_id));
+  const lost = acknowledged.filter((userId) => !stored.has(userId)).length;
+  const served = await getJson<{ count?: number }>(ports, `/v1/uniques/${name}?day=${day}`);
+  return `acknowledged=${acknowledged.length} lost=${lost} mysql_day_count=${stored.size} service_day_count=${served.count ?? 'none'} drain_ms=${drainMs}`;
 }
 
 try {

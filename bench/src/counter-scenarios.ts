@@ -1,0 +1,61 @@
+import type { Scenario } from './like-scenarios.js';
+
+const SPREAD_NAMES = 10_000;
+
+/**
+ * The counter scenarios. Every increment adds exactly 1, so a name's value in MySQL must equal the
+ * number of acknowledged increments of it; every unique event is a distinct user of one day.
+ */
+export function counterScenarios(
+  runId: string,
+  token: (userId: string, scopes?: readonly string[]) => string,
+): Scenario[] {
+  const writer = { authorization: `Bearer ${token(`${runId}-svc`, ['counters:write'])}` };
+  const reader = { authorization: `Bearer ${token(`${runId}-reader`)}` };
+  const spreadName = (index: number) => `${runId}-c${index % SPREAD_NAMES}`;
+  const body = JSON.stringify({ delta: 1 });
+  let spread = 0;
+  let read = 0;
+  let user = 0;
+  return [
+    {
+      name: 'counter-incr-spread',
+      service: 'counter',
+      verify: 'counters',
+      next: () => {
+        const name = spreadName(spread++);
+        return { method: 'POST', path: `/v1/counters/${name}/increment`, headers: writer, body, key: name };
+      },
+    },
+    {
+      name: 'counter-incr-hot',
+      service: 'counter',
+      verify: 'counters',
+      next: () => {
+        const name = `${runId}-hot`;
+        return { method: 'POST', path: `/v1/counters/${name}/increment`, headers: writer, body, key: name };
+      },
+    },
+    {
+      name: 'counter-read',
+      service: 'counter',
+      verify: 'none',
+      next: () => ({ method: 'GET', path: `/v1/counters/${spreadName(read++)}`, headers: reader }),
+    },
+    {
+      name: 'uniques-event',
+      service: 'counter',
+      verify: 'uniques',
+      next: () => {
+        const userId = `${runId}-u${user++}`;
+        return {
+          method: 'POST',
+          path: `/v1/uniques/${runId}-dau/events`,
+          headers: { authorization: `Bearer ${token(userId)}` },
+          body: JSON.stringify({ userId }),
+          key: userId,
+        };
+      },
+    },
+  ];
+}
