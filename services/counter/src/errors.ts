@@ -1,12 +1,4 @@
-import {
-  HttpProblem,
-  KafkaError,
-  MysqlCommitOutcomeUnknownError,
-  RedisError,
-  isConnectionLevelError,
-  serviceUnavailable,
-  type ErrorMapper,
-} from '@hyperscale/platform';
+import { serviceUnavailable, type ErrorMapper } from '@hyperscale/platform';
 
 /** A Redis shard failed (error, timeout, open breaker): the caller takes the MySQL path. Internal. */
 export class RedisPathError extends Error {
@@ -27,19 +19,12 @@ export class WarmUnavailableError extends Error {
   }
 }
 
-/** True for MySQL failures that mean "the database is not answering", not "the SQL is wrong". */
-export function isMysqlUnavailable(err: unknown): boolean {
-  return isConnectionLevelError(err) || err instanceof MysqlCommitOutcomeUnknownError;
-}
-
-/** Dependency failures that escaped the store's fallbacks become 503 + Retry-After, never a 500. */
-export const mapCounterError: ErrorMapper = (error) => {
-  if (error instanceof HttpProblem) return error;
-  if (isMysqlUnavailable(error))
-    return serviceUnavailable('The database is unavailable; retry later', 1, error);
-  if (error instanceof RedisError || error instanceof RedisPathError)
-    return serviceUnavailable('The cache is unavailable; retry later', 1, error);
-  if (error instanceof KafkaError)
-    return serviceUnavailable('The event log is unavailable; retry later', 1, error);
-  return undefined;
-};
+/**
+ * Error mapper of the counter app. Dependency failures (Redis, Kafka, MySQL outages and timeouts) that
+ * escape the store's fallbacks are mapped by the platform's `mapDependencyError` (503 with
+ * Retry-After); only the store's own {@link RedisPathError} needs naming here.
+ */
+export const mapCounterError: ErrorMapper = (error) =>
+  error instanceof RedisPathError
+    ? serviceUnavailable('The cache is unavailable; retry later', 1, error)
+    : undefined;

@@ -1,12 +1,4 @@
-import {
-  HttpProblem,
-  KafkaError,
-  MysqlCommitOutcomeUnknownError,
-  RedisError,
-  isConnectionLevelError,
-  serviceUnavailable,
-  type ErrorMapper,
-} from '@hyperscale/platform';
+import { serviceUnavailable, type ErrorMapper } from '@hyperscale/platform';
 
 /**
  * A Redis shard failed (error, timeout or open breaker) during an operation: the caller takes
@@ -30,22 +22,12 @@ export class WarmUnavailableError extends Error {
   }
 }
 
-/** True for MySQL failures that mean "the database is not answering", not "the SQL is wrong". */
-export function isMysqlUnavailable(err: unknown): boolean {
-  return isConnectionLevelError(err) || err instanceof MysqlCommitOutcomeUnknownError;
-}
-
 /**
- * Error mapper of the like app: dependency failures that escaped the store's fallbacks become a
- * 503 problem with Retry-After (never a 500 that would invite an immediate retry storm).
+ * Error mapper of the like app. Dependency failures (Redis, Kafka, MySQL outages and timeouts) that
+ * escape the store's fallbacks are mapped by the platform's `mapDependencyError` (503 with
+ * Retry-After); only the store's own {@link RedisPathError} needs naming here.
  */
-export const mapLikeError: ErrorMapper = (error) => {
-  if (error instanceof HttpProblem) return error;
-  if (isMysqlUnavailable(error))
-    return serviceUnavailable('The database is unavailable; retry later', 1, error);
-  if (error instanceof RedisError || error instanceof RedisPathError)
-    return serviceUnavailable('The cache is unavailable; retry later', 1, error);
-  if (error instanceof KafkaError)
-    return serviceUnavailable('The event log is unavailable; retry later', 1, error);
-  return undefined;
-};
+export const mapLikeError: ErrorMapper = (error) =>
+  error instanceof RedisPathError
+    ? serviceUnavailable('The cache is unavailable; retry later', 1, error)
+    : undefined;
