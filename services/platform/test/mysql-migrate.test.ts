@@ -159,6 +159,7 @@ describe('migrate', () => {
       'fallback_events.idx_fallback_events_created': 'key(created_at)',
       'presence.PRIMARY': 'unique(room,user_id)',
       'presence.idx_presence_room_seen': 'key(room,last_seen)',
+      'presence.idx_presence_last_seen': 'key(last_seen)',
       'schemaversion.PRIMARY': 'unique(version)',
     });
   });

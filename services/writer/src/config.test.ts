@@ -29,6 +29,21 @@ describe('loadWriterConfig', () => {
     expect(config.KAFKA_BROKERS).toEqual([{ host: '127.0.0.1', port: 9092 }]);
   });
 
+  it('has retention defaults (1 min interval, 7 days of fallback_events, 1 hour of presence) and bounds', () => {
+    const config = loadWriterConfig(base);
+    expect(config.RETENTION_INTERVAL_MS).toBe(60_000);
+    expect(config.FALLBACK_EVENTS_RETENTION_MS).toBe(7 * 86_400_000);
+    expect(config.PRESENCE_RETENTION_MS).toBe(3_600_000);
+    expect(loadWriterConfig({ ...base, RETENTION_INTERVAL_MS: '0' }).RETENTION_INTERVAL_MS).toBe(0);
+    expect(
+      issues({
+        FALLBACK_EVENTS_RETENTION_MS: '1000',
+        PRESENCE_RETENTION_MS: '59999',
+        RETENTION_INTERVAL_MS: '-1',
+      }).sort(),
+    ).toEqual(['FALLBACK_EVENTS_RETENTION_MS', 'PRESENCE_RETENTION_MS', 'RETENTION_INTERVAL_MS']);
+  });
+
   it('names every bad variable at once', () => {
     expect(
       issues({

@@ -49,6 +49,12 @@ export const writerEnv = {
   WRITER_HEARTBEAT_INTERVAL_MS: ms(100, 60_000).default(3_000),
   WRITER_START_TIMEOUT_MS: ms(1_000, 600_000).default(30_000),
   WRITER_STOP_TIMEOUT_MS: ms(100, 600_000).default(10_000),
+  /** Pause between retention passes over fallback_events and presence; 0 disables the loop. */
+  RETENTION_INTERVAL_MS: ms(0, 86_400_000).default(60_000),
+  /** Age past which fallback_events rows go: must exceed how late a delta can still be consumed. */
+  FALLBACK_EVENTS_RETENTION_MS: ms(60_000, 31_536_000_000).default(604_800_000),
+  /** Age past which presence fallback rows go: must exceed the counter's PRESENCE_WINDOW_MS. */
+  PRESENCE_RETENTION_MS: ms(60_000, 31_536_000_000).default(3_600_000),
 };
 
 const shape = { ...processEnv, ...mysqlEnv, ...kafkaEnv, ...writerEnv };

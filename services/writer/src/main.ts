@@ -1,7 +1,8 @@
 /**
  * The writer process: Kafka → MySQL write-behind (DESIGN.md §2 "Writer"). Configuration from the
  * environment (see README.md), ops server with /metrics, /livez, /readyz, graceful shutdown on
- * SIGTERM/SIGINT: readiness fails, the batch in progress finishes, the group is left, pools close.
+ * SIGTERM/SIGINT: readiness fails, the retention loop stops, the batch in progress finishes, the
+ * group is left, pools close.
  */
 import {
   buildOpsServer,
@@ -19,6 +20,7 @@ import { countersHandler } from './handlers/counters.js';
 import { likesHandler } from './handlers/likes.js';
 import { uniquesHandler } from './handlers/uniques.js';
 import { runPipeline, type PipelineHandle, type TopicHandler } from './pipeline.js';
+import { RetentionLoop, retentionTables } from './retention.js';
 
 runMain('writer', async () => {
   const config = loadWriterConfig();
@@ -53,12 +55,28 @@ runMain('writer', async () => {
     pools.primary.select('SELECT 1 AS ok', [], { timeoutMs: 800 }),
   );
 
+  // Every replica runs it: concurrent passes only delete old rows (see retention.ts).
+  const retention =
+    config.RETENTION_INTERVAL_MS === 0
+      ? undefined
+      : new RetentionLoop({
+          pool: pools.primary,
+          tables: retentionTables({
+            fallbackEventsMs: config.FALLBACK_EVENTS_RETENTION_MS,
+            presenceMs: config.PRESENCE_RETENTION_MS,
+          }),
+          intervalMs: config.RETENTION_INTERVAL_MS,
+          logger,
+          registry,
+        });
+
   const shutdown = new GracefulShutdown({
     logger,
     health,
     delayMs: config.SHUTDOWN_DELAY_MS,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
   })
+    .add('retention', async () => retention?.stop())
     .add('pipeline', async () => pipeline?.stop())
     .add('mysql', () => pools.close())
     .add('ops', () => ops.close());
@@ -98,6 +116,7 @@ runMain('writer', async () => {
     startTimeoutMs: config.WRITER_START_TIMEOUT_MS,
     stopTimeoutMs: config.WRITER_STOP_TIMEOUT_MS,
   });
+  retention?.start();
   logger.info(
     {
       groupId: config.WRITER_GROUP_ID,
