@@ -78,6 +78,19 @@ end
 return 1
 `;
 
+/**
+ * KEYS set, hll; ARGV userId, ttlMs. The NEW shard of a migrating slot ("partial" mode): SADD +
+ * PFADD without the warm marker, which this script neither needs nor sets. The set there is
+ * partial until the operator's mover unions the old set, HLL and marker into it.
+ */
+const PARTIAL_ADD = `
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PFADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return added
+`;
+
 /** KEYS set, gen; ARGV gen. After the ack: re-warmed meanwhile → delete set + marker (cold). */
 const ACKED = `
 if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
@@ -93,6 +106,7 @@ return {1, redis.call('SCARD', KEYS[1])}
 
 const UNIQUE_SCRIPTS = {
   uqAdd: { lua: ADD, numberOfKeys: 3 },
+  uqPartialAdd: { lua: PARTIAL_ADD, numberOfKeys: 2 },
   uqFill: { lua: FILL, numberOfKeys: 3 },
   uqAcked: { lua: ACKED, numberOfKeys: 2 },
   uqCount: { lua: COUNT, numberOfKeys: 2 },
@@ -131,13 +145,17 @@ export function parseDay(day: string): number | undefined {
  * fallbacks). A day set is trusted only while its marker exists: a missing one is warmed from
  * `unique_daily` behind the writer barrier. Kafka down → INSERT IGNORE on the primary directly.
  * Redis down → the same, reads of `?day=` from MySQL COUNT(*), ranges from COUNT(DISTINCT).
+ * A migrating slot (DESIGN §3, set-like data): the old shard takes the marker-checked write and
+ * answers reads until the slot is moved; the new shard gets the same user without a marker
+ * (partial), and the operator's mover unions the old set, HLL and marker into it.
  */
 export class UniquesStore {
   private readonly barrier: WriterBarrier;
   private readonly warming = new Map<string, Promise<boolean>>();
-  private readonly dirty = new Map<string, { name: string; day: string }>();
+  private readonly dirty = new Map<string, PendingRepair>();
   private readonly repairTimer: NodeJS.Timeout;
   private readonly events: Counter<'path'>;
+  private readonly migrationWrites: Counter<'outcome'>;
   private readonly logger: Logger;
   private readonly ttlMs: number;
 
@@ -167,12 +185,19 @@ export class UniquesStore {
       labelNames: ['path'],
       registers: [deps.registry],
     });
+    this.migrationWrites = new Counter({
+      name: 'hyperscale_counter_unique_migration_writes_total',
+      help: 'Partial writes of unique events to the new shard of a migrating slot, by outcome (ok, failed)',
+      labelNames: ['outcome'],
+      registers: [deps.registry],
+    });
     this.repairTimer = setInterval(() => void this.repair(), 500);
     this.repairTimer.unref();
   }
 
   /**
    * Records that `userId` was active on the UTC day of `atMs`; resolves once durable.
+   * During a slot migration the event also goes to the new shard (see {@link addToMigrationTarget}).
    * @throws HttpProblem 400 (`body.at`) when the time is over 5 minutes ahead or beyond retention.
    */
   async record(name: string, userId: string, atMs: number): Promise<{ day: string }> {
@@ -182,33 +207,10 @@ export class UniquesStore {
       throw badRequest('body.at', `must be within the last ${this.options.retentionDays} days`);
     const day = dayOf(atMs);
     const event: UniqueEvent = { eventId: randomUUID(), name, userId, day, at: new Date(atMs).toISOString() };
-    const keys = uniqueKeys(name, day);
-    const shard = this.shardOf(name);
-    let gen: string;
-    try {
-      gen = await this.add(shard, name, day, userId);
-    } catch (err) {
-      if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
-      if (err instanceof RedisPathError) this.dirty.set(`${name}\n${day}`, { name, day });
-      await this.mysqlInsert(event);
-      this.events.inc({ path: 'mysql_direct' });
-      return { day };
-    }
-    try {
-      await this.withTimeout(
-        this.deps.producer.send(this.options.topic, { key: name, value: JSON.stringify(event) }),
-      );
-    } catch (err) {
-      // The user stays in the Redis set: MySQL gets it right now, so both agree.
-      this.logger.debug({ err }, 'unique event not acknowledged; MySQL fallback');
-      await this.mysqlInsert(event);
-      this.events.inc({ path: 'mysql_fallback' });
-      return { day };
-    }
-    await this.onShard(shard, (c) => scriptsOf(c).uqAcked([keys.set, keys.gen], [gen])).catch(() => {
-      this.dirty.set(`${name}\n${day}`, { name, day });
-    });
-    this.events.inc({ path: 'redis' });
+    const { shard, migrationTarget } = this.routeOf(name);
+    const path = await this.recordOnOwner(shard, event);
+    if (migrationTarget !== undefined) await this.addToMigrationTarget(migrationTarget, event);
+    this.events.inc({ path });
     return { day };
   }
 
@@ -275,10 +277,104 @@ export class UniquesStore {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** Slot owner for reads and the marker-checked write; during a migration also the new shard. */
+  private routeOf(name: string): { shard: string; migrationTarget: string | undefined } {
+    const route = this.deps.counters.currentMap().route(slotOf(name));
+    return route.migratingFrom === undefined
+      ? { shard: route.shard, migrationTarget: undefined }
+      : { shard: route.migratingFrom, migrationTarget: route.shard };
+  }
+
   /** Set-like data during a migration is written to both shards and read from the old one. */
   private shardOf(name: string): string {
-    const route = this.deps.counters.currentMap().route(slotOf(name));
-    return route.migratingFrom ?? route.shard;
+    return this.routeOf(name).shard;
+  }
+
+  /**
+   * The event on the shard that answers reads (the old shard while the slot migrates): marker-checked
+   * ADD (warm on COLD) → Kafka ack → generation check. Resolves with the path that made it durable.
+   */
+  private async recordOnOwner(
+    shard: string,
+    event: UniqueEvent,
+  ): Promise<'redis' | 'mysql_direct' | 'mysql_fallback'> {
+    const { name, day, userId } = event;
+    const keys = uniqueKeys(name, day);
+    let gen: string;
+    try {
+      gen = await this.add(shard, name, day, userId);
+    } catch (err) {
+      if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
+      if (err instanceof RedisPathError)
+        this.markDirty({ shard, name, day, dropSet: true, untilMoved: false });
+      await this.mysqlInsert(event);
+      return 'mysql_direct';
+    }
+    try {
+      await this.withTimeout(
+        this.deps.producer.send(this.options.topic, { key: name, value: JSON.stringify(event) }),
+      );
+    } catch (err) {
+      // The user stays in the Redis set: MySQL gets it right now, so both agree.
+      this.logger.debug({ err }, 'unique event not acknowledged; MySQL fallback');
+      await this.mysqlInsert(event);
+      return 'mysql_fallback';
+    }
+    await this.onShard(shard, (c) => scriptsOf(c).uqAcked([keys.set, keys.gen], [gen])).catch(() => {
+      this.markDirty({ shard, name, day, dropSet: true, untilMoved: false });
+    });
+    return 'redis';
+  }
+
+  /**
+   * The second write of a migrating slot: the durable event's user goes into the NEW shard's set
+   * and HLL without the warm marker (partial mode). It runs after the event is durable, so only
+   * acknowledged users land there, and it cannot lose the event: a failure is logged and counted,
+   * the request still succeeds (the user is in MySQL and in the old shard's set).
+   *
+   * Why a user missing on the new shard does not end up behind a marker there: the new shard's
+   * marker only comes from the mover, which copies it from the old shard together with the union
+   * of the old set, and the old shard's set got this user before we get here (or, if the old shard
+   * failed, its day set is made cold there). Sets only grow, so a union taken after the old write
+   * contains the user. The gap is a union taken BEFORE the old write (the mover read the old set a
+   * moment earlier) while this write fails: the union lacks the user, and the copied marker would
+   * vouch for it. So a failure here deletes the new shard's marker (cold: re-warmed from
+   * unique_daily behind the writer barrier once reads move there), again on every repair pass while
+   * the slot migrates (the mover may copy the marker after our first delete), and once more after
+   * this pod saw the migration end. A kill -9 of this pod in that window can leave the gap open
+   * until the day set expires or the shard fails over (which makes every day set cold).
+   * Writing after the ack also closes a second race: a warm of the new shard whose snapshot missed
+   * this user (not yet in MySQL) is followed by this SADD, and FILL is a union.
+   */
+  private async addToMigrationTarget(shard: string, event: UniqueEvent): Promise<void> {
+    const { name, day, userId } = event;
+    const keys = uniqueKeys(name, day);
+    try {
+      await this.onShard(shard, (c) => scriptsOf(c).uqPartialAdd([keys.set, keys.hll], [userId, this.ttlMs]));
+      this.migrationWrites.inc({ outcome: 'ok' });
+    } catch (err) {
+      this.migrationWrites.inc({ outcome: 'failed' });
+      this.logger.warn(
+        { err, shard, name, day },
+        'unique event not written to the new shard of a migrating slot; its day set is made cold there',
+      );
+      this.markDirty({ shard, name, day, dropSet: false, untilMoved: true });
+    }
+  }
+
+  private markDirty(repair: PendingRepair): void {
+    const id = `${repair.shard}\n${repair.name}\n${repair.day}`;
+    const known = this.dirty.get(id);
+    this.dirty.set(
+      id,
+      known === undefined
+        ? repair
+        : {
+            ...repair,
+            dropSet: known.dropSet || repair.dropSet,
+            untilMoved: known.untilMoved || repair.untilMoved,
+          },
+    );
   }
 
   private onShard<T>(shard: string, fn: (client: RedisShardClient) => Promise<T>): Promise<T> {
@@ -363,18 +459,51 @@ export class UniquesStore {
     }
   }
 
-  /** Day sets written to MySQL only while Redis failed: deleted (cold) once the shard answers. */
+  /**
+   * Deferred invalidations, retried every 500 ms until the shard answers: day sets written to MySQL
+   * only while Redis failed are deleted (cold); a new shard of a migrating slot that missed a user
+   * loses its marker, again on every pass while the slot still migrates and once after.
+   */
   private async repair(): Promise<void> {
-    for (const [id, { name, day }] of [...this.dirty].slice(0, 200)) {
-      const keys = uniqueKeys(name, day);
+    const failing = new Set<string>();
+    for (const [id, repair] of [...this.dirty].slice(0, 200)) {
+      if (failing.has(repair.shard)) continue;
+      const keys = uniqueKeys(repair.name, repair.day);
+      // Looked at BEFORE the delete: the last delete must start after this pod saw the migration
+      // end, i.e. after the mover could still copy a marker.
+      const again = repair.untilMoved && this.stillMigrating(repair.name);
       try {
-        await this.onShard(this.shardOf(name), (c) => c.run((r) => r.del(keys.set, keys.gen)));
-        this.dirty.delete(id);
+        await this.onShard(repair.shard, (c) =>
+          c.run((r) => (repair.dropSet ? r.del(keys.set, keys.gen) : r.del(keys.gen))),
+        );
       } catch {
-        return;
+        failing.add(repair.shard);
+        continue;
       }
+      if (this.dirty.get(id) !== repair) continue; // merged with a newer repair meanwhile: next pass
+      this.dirty.delete(id);
+      if (again) this.dirty.set(id, repair); // re-queued at the end, so it does not starve the others
     }
   }
+
+  private stillMigrating(name: string): boolean {
+    try {
+      return this.deps.counters.currentMap().route(slotOf(name)).migratingFrom !== undefined;
+    } catch {
+      return true; // no slot map: keep the repair until one tells
+    }
+  }
+}
+
+/** A deferred invalidation of one day set on one shard. */
+interface PendingRepair {
+  shard: string;
+  name: string;
+  day: string;
+  /** Delete the set with the marker (the set itself may lack a user); else only the marker. */
+  dropSet: boolean;
+  /** Repeat while the name's slot migrates, and once after. */
+  untilMoved: boolean;
 }
 
 /** A cold day set could not be warmed (writer barrier not passed): MySQL takes the write. */

@@ -3,7 +3,8 @@
  * `hs_test_counter_<name>_<random>` (created + migrated, dropped at the end), a counter topic and
  * an (empty) likes topic of its own (+ DLQs, deleted at the end), a name prefix of its own (keys
  * deleted at the end), Redis through the Sentinels, a slot map FILE the test can rewrite, and the
- * real writer (`services/writer/dist/main.js`) on demand.
+ * real writer (`services/writer/dist/main.js`) and counter (`services/counter/dist/main.js`)
+ * processes on demand.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -37,7 +38,7 @@ import { buildApp, type CounterAppSettings } from '../src/app.js';
 import { CounterStore, type CounterStoreOptions } from '../src/counter-store.js';
 import { counterKeys, slotOf } from '../src/keys.js';
 import { SlotMap, type SlotMapDocument } from '../src/slot-map.js';
-import { SlotMapSource } from '../src/slot-map-source.js';
+import { ACKS_KEY, SlotMapSource } from '../src/slot-map-source.js';
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -96,15 +97,22 @@ export function storeOptions(
   };
 }
 
-/** One running writer with its captured output. */
+/** One running writer or counter process with its captured output. */
 export interface Child {
   process: ChildProcess;
   output: string[];
+  /** The HTTP API port (counter processes). */
+  httpPort?: number;
   stop(ms?: number): Promise<number | null>;
   kill9(): Promise<void>;
 }
 
-function spawnNode(script: string, env: Record<string, string>, metricsPort: number): Promise<Child> {
+function spawnNode(
+  script: string,
+  env: Record<string, string>,
+  metricsPort: number,
+  httpPort?: number,
+): Promise<Child> {
   const child = spawn(process.execPath, ['--enable-source-maps', script], {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
@@ -127,6 +135,7 @@ function spawnNode(script: string, env: Record<string, string>, metricsPort: num
   const handle: Child = {
     process: child,
     output,
+    ...(httpPort === undefined ? {} : { httpPort }),
     async kill9() {
       if (exitCode === undefined) child.kill('SIGKILL');
       await exit;
@@ -149,7 +158,7 @@ function spawnNode(script: string, env: Record<string, string>, metricsPort: num
       return res.ok;
     },
     30_000,
-    'writer readiness',
+    `${script} readiness`,
   ).then(() => {
     if (exitCode !== undefined) throw new Error(`process exited during start-up:\n${output.join('')}`);
     return handle;
@@ -184,6 +193,11 @@ export interface TestContext {
   /** counters.value in MySQL (0 when absent). */
   mysqlValue(name: string): Promise<number>;
   startWriter(extraEnv?: Record<string, string>): Promise<Child>;
+  /**
+   * The real counter process on this context's database, topics, writer group, JWT secret and
+   * slot map file, on free ports (`httpPort`); resolves once `/readyz` answers 200.
+   */
+  startCounter(extraEnv?: Record<string, string>): Promise<Child>;
   /** Waits until the writer group's stored offsets reach every partition's high watermark. */
   waitDrained(timeoutMs?: number): Promise<void>;
   /** Another app ("pod") on the same clients, optionally with another store. */
@@ -316,6 +330,7 @@ export async function createTestContext(
   await app.ready();
   const extraApps: FastifyInstance[] = [];
   const children: Child[] = [];
+  const counterPods: string[] = [];
   const prefix = `t${runId}-`;
   const shardByName = new Map(shards.map((s) => [s.shard, s]));
 
@@ -386,6 +401,41 @@ export async function createTestContext(
       children.push(child);
       return child;
     },
+    async startCounter(extraEnv = {}) {
+      const [httpPort, metricsPort] = [await freePort(), await freePort()];
+      const podId = `test-${runId}-counter-${counterPods.length}`;
+      counterPods.push(podId);
+      const child = await spawnNode(
+        'services/counter/dist/main.js',
+        {
+          SERVICE_NAME: 'counter-test',
+          LOG_LEVEL: process.env['HS_TEST_CHILD_LOG_LEVEL'] ?? 'warn',
+          HTTP_HOST: '127.0.0.1',
+          HTTP_PORT: String(httpPort),
+          METRICS_HOST: '127.0.0.1',
+          METRICS_PORT: String(metricsPort),
+          POD_ID: podId,
+          REDIS_SENTINELS: SENTINELS.map((s) => `${s.host}:${s.port}`).join(','),
+          REDIS_MASTER_NAMES: MASTER_NAMES.join(','),
+          MYSQL_PRIMARY_URL: primaryUrl,
+          KAFKA_BROKERS: BROKERS.join(','),
+          COUNTER_TOPIC: topic,
+          UNIQUES_TOPIC: uniquesTopic,
+          WRITER_GROUP_ID: groupId,
+          JWT_HS256_SECRET: secret,
+          SLOTMAP_PATH: mapPath,
+          SLOTMAP_POLL_MS: '200',
+          RATE_LIMIT_PER_USER: '0',
+          RATE_LIMIT_PER_IP: '0',
+          SHUTDOWN_DELAY_MS: '0',
+          ...extraEnv,
+        },
+        metricsPort,
+        httpPort,
+      );
+      children.push(child);
+      return child;
+    },
     async waitDrained(timeoutMs = 60_000) {
       await waitFor(
         async () => {
@@ -426,6 +476,8 @@ export async function createTestContext(
       await producer.close();
       await admin.disconnect().catch(() => undefined);
       for (const shard of shards) {
+        // A killed counter process never removed its slot map acknowledgement.
+        if (counterPods.length > 0) await shard.redis.hdel(ACKS_KEY, ...counterPods);
         let cursor = '0';
         do {
           const [next, keys] = await shard.redis.scan(cursor, 'MATCH', `ctr:{*}:${prefix}*`, 'COUNT', 1000);
