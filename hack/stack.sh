@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack of REAL servers on 127.0.0.1 (DESIGN §5): Redis shard groups with Sentinels,
-# MariaDB primary + replica (GTID), a single-node KRaft Kafka broker. State in <repo>/.stack.
+# MariaDB primary + replica (GTID), a single-node KRaft Kafka broker, etcd + kube-apiserver (the
+# CRDs of k8s/crds applied; kubeconfig in .stack/kube/kubeconfig). State in <repo>/.stack.
 #
 #   hack/stack.sh up                  start whatever is not running, wait until all is ready
 #   hack/stack.sh down                stop every server this script started
@@ -18,8 +19,8 @@
 #   hack/stack.sh logs-dump           the last HS_LOG_LINES (40) lines of every server's log (for CI failures)
 #
 # Names: redis-6379 redis-6380 ... (HS_REDIS_SHARDS groups), sentinel-26379 sentinel-26380
-# sentinel-26381, mariadb-primary, mariadb-replica, kafka.
-# Environment: HS_REDIS_SHARDS (2), HS_KAFKA_PARTITIONS (6), HS_READY_TIMEOUT (90 s),
+# sentinel-26381, mariadb-primary, mariadb-replica, kafka, etcd, kube-apiserver.
+# Environment: HS_REDIS_SHARDS (3), HS_KAFKA_PARTITIONS (6), HS_READY_TIMEOUT (90 s),
 # HS_STOP_TIMEOUT (40 s), HYPERSCALE_CACHE (~/.cache/hyperscale).
 set -euo pipefail
 
@@ -32,6 +33,8 @@ source "${HACK_LIB}/redis.sh"
 source "${HACK_LIB}/mariadb.sh"
 # shellcheck source=hack/lib/kafka.sh
 source "${HACK_LIB}/kafka.sh"
+# shellcheck source=hack/lib/kube.sh
+source "${HACK_LIB}/kube.sh"
 
 export PATH="${PATH}:/usr/sbin:/sbin"
 
@@ -63,20 +66,16 @@ server_status() {
 
 # Refuse to start on a port someone else listens on (never touch processes we did not start).
 check_port_free() {
-  local name="$1" port deadline
-  port="$(server_port "${name}")"
+  local name="$1" ports port deadline
+  read -ra ports <<<"$(server_port "${name}") $(server_extra_ports "${name}")"
   # A server killed a moment ago can leave its listening socket behind for a short while.
   deadline=$(($(hs_now) + 5))
-  while { port_open "${port}" || { [[ "${name}" == kafka ]] && port_open "${HS_KAFKA_CONTROLLER_PORT}"; }; } &&
-    (($(hs_now) < deadline)); do
-    sleep 0.2
+  for port in "${ports[@]}"; do
+    while port_open "${port}" && (($(hs_now) < deadline)); do sleep 0.2; done
+    if port_open "${port}"; then
+      die "cannot start ${name}: port ${port} is already in use by a process hack/stack.sh did not start: $(port_owner "${port}")"
+    fi
   done
-  if port_open "${port}"; then
-    die "cannot start ${name}: port ${port} is already in use by a process hack/stack.sh did not start: $(port_owner "${port}")"
-  fi
-  if [[ "${name}" == kafka ]] && port_open "${HS_KAFKA_CONTROLLER_PORT}"; then
-    die "cannot start kafka: controller port ${HS_KAFKA_CONTROLLER_PORT} is in use: $(port_owner "${HS_KAFKA_CONTROLLER_PORT}")"
-  fi
 }
 
 # Spawn NAME (not running yet). Sentinel mode: fresh|keep (see sentinel_start).
@@ -169,7 +168,8 @@ post_start() {
       ;;
     sentinel) sentinels_ensure_monitors ;;
     kafka) kafka_ensure_topics "${deadline}" ;;
-    redis) : ;;
+    kubeapi) kube_post_start "${deadline}" ;;
+    redis | etcd) : ;;
   esac
 }
 
@@ -202,6 +202,10 @@ cmd_up() {
       kafka_prepare &
       pids+=($!)
     fi
+    if printf '%s\n' "${todo[@]}" | grep -qx kube-apiserver; then
+      kubeapi_prepare &
+      pids+=($!)
+    fi
     for p in "${pids[@]}"; do wait "${p}" || die "preparing the stack failed (see messages above)"; done
 
     # Sentinel configs are made anew only when no Sentinel runs (one consistent picture).
@@ -218,6 +222,7 @@ cmd_up() {
   sentinels_ensure_monitors
   sentinels_wait_quorum "${deadline}" || die "Sentinels have no quorum; read $(server_log sentinel-26379)"
   kafka_ensure_topics "${deadline}"
+  kube_post_start "${deadline}"
 
   log "up in $((($(date +%s%N) - started_at) / 1000000)) ms; logs in ${HS_LOG_DIR}/<name>.log (hack/stack.sh logs NAME)"
   cmd_status
@@ -225,15 +230,16 @@ cmd_up() {
 
 cmd_down() {
   local name stopped=0
-  # Sentinels first, so stopping a Redis primary does not set off a failover.
-  for name in $(known_servers | grep '^sentinel-'); do
+  # Sentinels first, so stopping a Redis primary does not set off a failover; kube-apiserver before
+  # etcd, its store.
+  for name in $(known_servers | grep -e '^sentinel-' -e '^kube-apiserver$'); do
     if server_pid "${name}" >/dev/null; then
       stop_server "${name}" TERM &
       stopped=1
     fi
   done
   wait
-  for name in $(known_servers | grep -v '^sentinel-'); do
+  for name in $(known_servers | grep -v -e '^sentinel-' -e '^kube-apiserver$'); do
     if server_pid "${name}" >/dev/null; then
       stop_server "${name}" TERM &
       stopped=1
@@ -316,6 +322,7 @@ cmd_start() {
     case "$(server_kind "${name}")" in
       mariadb) mariadb_prepare ;;
       kafka) kafka_prepare ;;
+      kubeapi) kubeapi_prepare ;;
       sentinel) any_sentinel_alive || mode=fresh ;;
     esac
     launch "${name}" "${mode}"

@@ -5,10 +5,12 @@
  *
  * Checks (all in parallel, a few seconds at most): Redis answers PING; every Sentinel answers and
  * knows the master of every shard group; MariaDB primary and replica send their handshake; the
- * Kafka broker and its controller accept connections.
+ * Kafka broker and its controller accept connections; etcd reports itself healthy; kube-apiserver
+ * answers /readyz with "ok" (TLS verified with the stack's CA, admin token).
  */
 import { Socket } from 'node:net';
 
+import { kubeApiReadyz, kubeApiServer, loadKubeConfig } from './testing/kube.js';
 import { stack } from './testing/stack-control.js';
 
 const TIMEOUT_MS = 3000;
@@ -88,6 +90,13 @@ async function tcpOpen(port: number): Promise<void> {
   await talk(port, null, () => true);
 }
 
+async function etcdHealthy(port: number): Promise<void> {
+  const answer = await talk(port, 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n', (r) => r.includes('}'));
+  if (!answer.includes('"health":"true"')) {
+    throw new Error(`/health answered ${JSON.stringify(answer.split('\r\n\r\n')[1] ?? answer)}`);
+  }
+}
+
 function checks(): Check[] {
   const list: Check[] = [];
   for (const shard of stack.redis.shards) {
@@ -102,6 +111,12 @@ function checks(): Check[] {
   list.push({ name: 'mariadb-replica', port: stack.mysql.replica.port, probe: () => mariadbGreets(3307) });
   list.push({ name: 'kafka', port: 9092, probe: () => tcpOpen(9092) });
   list.push({ name: 'kafka (controller)', port: 9093, probe: () => tcpOpen(9093) });
+  list.push({ name: 'etcd', port: 2379, probe: () => etcdHealthy(2379) });
+  list.push({
+    name: 'kube-apiserver',
+    port: kubeApiServer.port,
+    probe: () => kubeApiReadyz(loadKubeConfig(), TIMEOUT_MS),
+  });
   return list;
 }
 

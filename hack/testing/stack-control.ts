@@ -9,8 +9,9 @@
  *   await startServer('kafka');               // SIGCONT, waits until it answers again
  *
  * Server names: `redis-<port>` (6379..), `sentinel-<port>` (26379..26381), `mariadb-primary`,
- * `mariadb-replica`, `kafka`. Every function shells out to hack/stack.sh with a timeout and
- * rejects with the script's own message (which names the log file to read) when it fails.
+ * `mariadb-replica`, `kafka`, `etcd`, `kube-apiserver` (API clients: ./kube.ts). Every function
+ * shells out to hack/stack.sh with a timeout and rejects with the script's own message (which
+ * names the log file to read) when it fails.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +37,7 @@ export interface RedisShardGroup {
 }
 
 const host = '127.0.0.1';
-const redisShardCount = Number(process.env['HS_REDIS_SHARDS'] ?? '2');
+const redisShardCount = Number(process.env['HS_REDIS_SHARDS'] ?? '3');
 
 /** Where every server of the local stack listens (DESIGN §5). */
 export const stack = {
@@ -70,6 +71,8 @@ export function serverNames(): string[] {
     'mariadb-primary',
     'mariadb-replica',
     'kafka',
+    'etcd',
+    'kube-apiserver',
   ];
 }
 
