@@ -34,6 +34,15 @@ export const counterEnv = {
   WRITER_GROUP_ID: z.string().trim().min(1).default('hyperscale-writer'),
   /** Slot map JSON file (a mounted ConfigMap); unset = even split over REDIS_MASTER_NAMES. */
   SLOTMAP_PATH: z.string().trim().min(1).optional(),
+  /** `namespace/name` of the operator's slot map ConfigMap, read through the Kubernetes API. */
+  SLOTMAP_CONFIGMAP: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'expected namespace/name')
+    .optional(),
+  /** kubeconfig for SLOTMAP_CONFIGMAP; unset = the pod's service account. */
+  KUBECONFIG: z.string().trim().min(1).optional(),
+  SLOTMAP_TIMEOUT_MS: millis.default(2_000),
   SLOTMAP_POLL_MS: millis.default(1_000),
   SLOTMAP_ACK_INTERVAL_MS: millis.default(2_000),
   /** Pod identity in the slot map acknowledgements; default HOSTNAME, else a random UUID. */
@@ -75,6 +84,12 @@ export function loadCounterConfig(
   const issues = [];
   if (config.JWT_HS256_SECRET === undefined && config.JWT_JWKS_URL === undefined) {
     issues.push({ variable: 'JWT_HS256_SECRET', message: 'set JWT_HS256_SECRET or JWT_JWKS_URL' });
+  }
+  if (config.SLOTMAP_PATH !== undefined && config.SLOTMAP_CONFIGMAP !== undefined) {
+    issues.push({
+      variable: 'SLOTMAP_CONFIGMAP',
+      message: 'set SLOTMAP_PATH or SLOTMAP_CONFIGMAP, not both',
+    });
   }
   if (config.REDIS_SENTINELS !== undefined && (config.REDIS_MASTER_NAMES?.length ?? 0) === 0) {
     issues.push({ variable: 'REDIS_MASTER_NAMES', message: 'is required with REDIS_SENTINELS' });

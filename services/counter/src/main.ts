@@ -22,6 +22,7 @@ import { loadCounterConfig } from './config.js';
 import { mysqlPing } from './mysql-counters.js';
 import { appSettings, shardOptions } from './settings.js';
 import { SlotMap } from './slot-map.js';
+import { configMapLoader } from './slot-map-configmap.js';
 import { SlotMapSource } from './slot-map-source.js';
 
 async function start(): Promise<void> {
@@ -89,9 +90,17 @@ async function start(): Promise<void> {
     ),
   );
 
+  const slotMapSource =
+    config.SLOTMAP_CONFIGMAP === undefined
+      ? config.SLOTMAP_PATH
+      : configMapLoader({
+          configMap: config.SLOTMAP_CONFIGMAP,
+          kubeconfig: config.KUBECONFIG,
+          timeoutMs: config.SLOTMAP_TIMEOUT_MS,
+        });
   const slotMaps = new SlotMapSource({
-    path: config.SLOTMAP_PATH,
-    fallback: config.SLOTMAP_PATH === undefined ? SlotMap.evenSplit(shards.map((s) => s.shard)) : undefined,
+    path: slotMapSource,
+    fallback: slotMapSource === undefined ? SlotMap.evenSplit(shards.map((s) => s.shard)) : undefined,
     podId: config.POD_ID ?? config.HOSTNAME ?? randomUUID(),
     pollIntervalMs: config.SLOTMAP_POLL_MS,
     ackIntervalMs: config.SLOTMAP_ACK_INTERVAL_MS,

@@ -8,10 +8,36 @@ import { SlotMap, SlotMapError } from './slot-map.js';
 /** Hash where every pod reports the epoch it applies: field = podId, value = `<epoch>:<unixMs>`. */
 export const ACKS_KEY = 'hyperscale:slotmap:acks';
 
+/**
+ * Where a slot map comes from. `signature` is cheap (mtime/size/inode of a file, resourceVersion
+ * of a ConfigMap): the document is only fetched and parsed when it changed. Either rejects when
+ * the source cannot be read.
+ */
+export interface SlotMapLoader {
+  /** For logs: the file path or `configmap <namespace>/<name>`. */
+  readonly description: string;
+  signature(): Promise<string>;
+  load(): Promise<unknown>;
+}
+
+/** A JSON file, e.g. a mounted ConfigMap (polling also sees the kubelet's symlink swaps). */
+export function fileLoader(path: string): SlotMapLoader {
+  return {
+    description: path,
+    async signature() {
+      const info = await stat(path);
+      return `${info.mtimeMs}:${info.size}:${info.ino}`;
+    },
+    async load() {
+      return JSON.parse(await readFile(path, 'utf8')) as unknown;
+    },
+  };
+}
+
 /** Options of {@link SlotMapSource}. */
 export interface SlotMapSourceOptions {
-  /** JSON file (a mounted ConfigMap); undefined = `fallback` (the even split) for ever. */
-  path: string | undefined;
+  /** JSON file path or a loader (ConfigMap); undefined = `fallback` (the even split) for ever. */
+  path: string | SlotMapLoader | undefined;
   /** Used when `path` is undefined. */
   fallback: SlotMap | undefined;
   /** Pod identity in the acks hash (HOSTNAME in Kubernetes). Default a random UUID. */
@@ -20,7 +46,11 @@ export interface SlotMapSourceOptions {
   pollIntervalMs?: number;
   /** How often the epoch is acknowledged on every shard. Default 2000 ms. */
   ackIntervalMs?: number;
-  /** Shards to acknowledge on (all the pod knows). */
+  /**
+   * Shards to acknowledge on (all the pod knows). A map naming a master none of them serves is
+   * rejected (kept out, not acknowledged): the operator then waits for this pod instead of moving
+   * data it could not reach.
+   */
   shards: readonly RedisShardClient[];
   logger: Logger;
   registry: Registry;
@@ -49,8 +79,11 @@ export class SlotMapSource {
   private readonly migratingGauge: Gauge;
   private checking: Promise<void> = Promise.resolve();
 
+  private readonly loader: SlotMapLoader | undefined;
+
   constructor(private readonly options: SlotMapSourceOptions) {
     this.podId = options.podId ?? randomUUID();
+    this.loader = typeof options.path === 'string' ? fileLoader(options.path) : options.path;
     this.logger = options.logger.child({ component: 'slot-map' });
     this.map = options.path === undefined ? options.fallback : undefined;
     this.failures = new Counter({
@@ -107,35 +140,36 @@ export class SlotMapSource {
   }
 
   private async checkOnce(): Promise<void> {
-    const path = this.options.path;
-    if (path === undefined) return;
-    {
-      let signature: string;
-      try {
-        const info = await stat(path);
-        signature = `${info.mtimeMs}:${info.size}:${info.ino}`;
-      } catch (err) {
-        if (this.lastSignature !== 'missing') this.reject(err, 'slot map file cannot be read');
-        this.lastSignature = 'missing';
-        return;
-      }
-      if (signature === this.lastSignature) return;
-      this.lastSignature = signature;
-      try {
-        const next = SlotMap.parse(JSON.parse(await readFile(path, 'utf8')));
-        this.apply(next);
-      } catch (err) {
-        this.reject(
-          err,
-          err instanceof SlotMapError ? 'slot map is invalid' : 'slot map file cannot be read',
-        );
-      }
+    const loader = this.loader;
+    if (loader === undefined) return;
+    let signature: string;
+    try {
+      signature = await loader.signature();
+    } catch (err) {
+      if (this.lastSignature !== 'missing') this.reject(err, 'slot map cannot be read');
+      this.lastSignature = 'missing';
+      return;
+    }
+    if (signature === this.lastSignature) return;
+    this.lastSignature = signature;
+    try {
+      this.apply(SlotMap.parse(await loader.load()));
+    } catch (err) {
+      this.reject(err, err instanceof SlotMapError ? 'slot map is invalid' : 'slot map cannot be read');
     }
   }
 
   /** Applies a map directly (tests; also what a ConfigMap watcher would call). */
   apply(next: SlotMap): void {
     const previous = this.map;
+    const missing = this.unservedMaster(next);
+    if (missing !== undefined) {
+      this.reject(
+        new SlotMapError(`shard ${missing} names a Redis master this pod has no connection for`),
+        'slot map ignored (add the master to REDIS_MASTER_NAMES)',
+      );
+      return;
+    }
     if (previous !== undefined && next.epoch < previous.epoch) {
       this.reject(
         new SlotMapError(`epoch ${next.epoch} is older than ${previous.epoch}`),
@@ -163,10 +197,11 @@ export class SlotMapSource {
     const map = this.map;
     if (map === undefined) return;
     const value = `${map.epoch}:${Date.now()}`;
+    const key = map.document.acksKey ?? ACKS_KEY;
     await Promise.all(
       this.options.shards.map((shard) =>
         shard
-          .run((redis) => redis.hset(ACKS_KEY, this.podId, value))
+          .run((redis) => redis.hset(key, this.podId, value))
           .catch((err: unknown) => {
             this.logger.debug({ err, shard: shard.shard }, 'slot map epoch not acknowledged on shard');
           }),
@@ -178,16 +213,28 @@ export class SlotMapSource {
   async close(): Promise<void> {
     clearInterval(this.pollTimer);
     clearInterval(this.ackTimer);
+    const key = this.map?.document.acksKey ?? ACKS_KEY;
     await Promise.all(
       this.options.shards.map((shard) =>
-        shard.run((redis) => redis.hdel(ACKS_KEY, this.podId)).catch(() => undefined),
+        shard.run((redis) => redis.hdel(key, this.podId)).catch(() => undefined),
       ),
     );
   }
 
+  private unservedMaster(map: SlotMap): string | undefined {
+    const served = new Set<string>();
+    for (const shard of this.options.shards) {
+      served.add(shard.shard);
+      if (shard.masterName !== undefined) served.add(shard.masterName);
+    }
+    return Object.entries(map.document.shards).find(
+      ([name, info]) => !served.has(info.masterName) && !served.has(name),
+    )?.[0];
+  }
+
   private reject(err: unknown, message: string): void {
     this.failures.inc();
-    this.logger.error({ err, path: this.options.path, keptEpoch: this.map?.epoch ?? null }, message);
+    this.logger.error({ err, source: this.loader?.description, keptEpoch: this.map?.epoch ?? null }, message);
   }
 
   private updateGauges(): void {

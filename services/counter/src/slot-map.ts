@@ -22,6 +22,12 @@ export interface SlotMapDocument {
   ranges: SlotRange[];
   shards: Record<string, { masterName: string }>;
   migrating: MigratingRange[];
+  /**
+   * Redis hash (on every shard) where pods acknowledge this map's epoch; the operator names one
+   * per CounterShard so pods of different deployments never hold each other's migrations.
+   * Absent = `hyperscale:slotmap:acks`.
+   */
+  acksKey?: string | undefined;
 }
 
 /** Where one slot lives right now. `migratingFrom` is set while the slot moves to `shard`. */
@@ -44,6 +50,10 @@ const documentSchema = z.object({
   migrating: z
     .array(z.object({ from: slot, to: slot, fromShard: shardName, toShard: shardName }))
     .default([]),
+  acksKey: z
+    .string()
+    .regex(/^[A-Za-z0-9:/._-]{1,200}$/)
+    .optional(),
 });
 
 /** A slot map that cannot be applied; the message says why. */
