@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 state=.stack/services
 mkdir -p "$state"
 
+# Operators first: the counter service is not ready before the operator published its slot map.
 packages() {
   local dir
-  for dir in services/* operators/*; do
+  for dir in operators/* services/*; do
     [[ -f $dir/dist/main.js && -f $dir/local.env ]] && echo "$dir"
   done
   return 0
@@ -32,10 +33,28 @@ wait_ready() {
   return 1
 }
 
+kubectl() { .stack/bin/kubectl --kubeconfig .stack/kube/kubeconfig --request-timeout=10s "$@"; }
+
+# The example CounterShard (k8s/examples/countershard.yaml) unless one named `counters` exists, so
+# the local counter service has a slot map; then wait for the operator to publish it.
+ensure_countershard() {
+  kubectl apply -f k8s/operator/rbac.yaml >/dev/null
+  if ! kubectl get countershard counters -n default >/dev/null 2>&1; then
+    kubectl create -f k8s/examples/countershard.yaml >/dev/null
+    echo "CounterShard default/counters created from k8s/examples/countershard.yaml"
+  fi
+  local deadline=$((SECONDS + 30))
+  until kubectl get configmap counters-slotmap -n default >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { echo "the operator did not publish ConfigMap default/counters-slotmap within 30 s; see $state/countershard.log" >&2; return 1; }
+    sleep 0.3
+  done
+}
+
 up() {
   local dir name
   for dir in $(packages); do
     name=$(basename "$dir")
+    [[ $dir == services/* && ${countershard_ready:-0} == 0 ]] && { ensure_countershard; countershard_ready=1; }
     if alive "$name"; then echo "$name already running (pid $(pid_of "$name"))"; continue; fi
     (
       set -a

@@ -50,6 +50,9 @@ async function startService(service: 'like' | 'counter'): Promise<Ports> {
         // The bench measures the service, not its rate limits' verdicts (the checks still run).
         RATE_LIMIT_PER_USER: '100000000',
         RATE_LIMIT_PER_IP: '100000000',
+        // Its own even split over REDIS_MASTER_NAMES, not the operator's ConfigMap of `make up`.
+        SLOTMAP_CONFIGMAP: '',
+        KUBECONFIG: '',
       },
       ready: () => httpOk(`http://127.0.0.1:${ports.metrics}/readyz`),
     }),
