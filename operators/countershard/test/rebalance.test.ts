@@ -275,15 +275,12 @@ describe('CounterShard operator: rebalancing live counter traffic', () => {
   it('finishes a migration after the operator is killed with -9 mid-move, totals exact', async () => {
     await runLoad();
     await sleep(1_000);
+    const moved = async () =>
+      (await operator.metric('hyperscale_operator_keys_moved_total', 'kind="counter"')) ?? 0;
+    const movedBefore = await moved();
     // Slow moves (10 keys/s) so the kill lands in the middle of the data move.
     await setShards(k, namespace, csName, [shard(0, 2), shard(1), shard(2)], 10);
-    await waitFor(
-      async () =>
-        ((await operator.metric('hyperscale_operator_keys_moved_total', 'kind="counter"')) ?? 0) >= 3,
-      60_000,
-      'the operator to move keys',
-      100,
-    );
+    await waitFor(async () => (await moved()) >= movedBefore + 3, 60_000, 'the operator to move keys', 100);
     await operator.kill9();
     retired.push(operator);
     const mid = await slotMapOf(k, namespace, csName);

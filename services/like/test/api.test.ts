@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signDevToken } from '@hyperscale/platform';
+import { signDevToken, waitForRedisReady } from '@hyperscale/platform';
 import { createTestContext, metricValue, type Child, type TestContext } from './helpers.js';
 
 let ctx: TestContext;
@@ -483,6 +483,9 @@ describe('docs, CORS, rate limits', () => {
   it('limits per user and per IP with the Redis store (429 problem with Retry-After)', async () => {
     const limitRedis = ctx.shards[0]!.redis.duplicate();
     try {
+      // Without an offline queue a command sent before the connection is up fails, and the rate
+      // limiter lets the request through (fail open): connect first.
+      await waitForRedisReady(limitRedis, 10_000);
       const suffix = ctx.runId;
       const app = await buildLimited(limitRedis, 3, 100);
       const post = ctx.post('limited');
