@@ -6,10 +6,12 @@
  * reached MySQL and that the service (Redis) reports what MySQL holds. Each scenario ends with
  * `RESULT scenario=… rps=… p50_ms=… p99_ms=… errors=… floor_rps=… ratio=…`.
  */
-import { createKafka, createMysqlPools, createLogger, TOPICS, type MysqlPool } from '@hyperscale/platform';
+import { createMysqlPools, createLogger, TOPICS, type MysqlPool } from '@hyperscale/platform';
 import { counterScenarios } from './counter-scenarios.js';
 import { devTokenSigner } from './dev-token.js';
 import { likeScenarios, type Scenario } from './like-scenarios.js';
+import { waitDrained } from './drain.js';
+import { REBALANCE, runRebalance } from './rebalance.js';
 import { runLoad } from './load.js';
 import { freePort, httpOk, readEnvFile, repoRoot, startProcess, type RunningProcess } from './processes.js';
 
@@ -28,7 +30,6 @@ const serviceEnv = {
 const writerEnv = readEnvFile(`${repoRoot}services/writer/local.env`);
 const token = devTokenSigner(devEnv['JWT_HS256_SECRET'] ?? '');
 const processes: RunningProcess[] = [];
-const SEND_SETTLE_MS = Number(serviceEnv.like['KAFKA_SEND_TIMEOUT_MS'] ?? 3_000) + 500;
 
 interface Ports {
   http: number;
@@ -64,9 +65,19 @@ async function main(): Promise<void> {
   const scenarios = [...likeScenarios(runId, token), ...counterScenarios(runId, token)].filter(
     (scenario) => requested.length === 0 || requested.includes(scenario.name),
   );
-  const unknown = requested.filter((name) => !scenarios.some((scenario) => scenario.name === name));
+  const unknown = requested.filter(
+    (name) => name !== REBALANCE && !scenarios.some((scenario) => scenario.name === name),
+  );
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
+  if (scenarios.length > 0) await runScenarios(scenarios);
+  if (requested.length === 0 || requested.includes(REBALANCE)) {
+    // Alone on the machine: the scenarios' processes would compete with the rebalance's.
+    for (const running of processes.splice(0).reverse()) await running.stop();
+    await runRebalance();
+  }
+}
 
+async function runScenarios(scenarios: Scenario[]): Promise<void> {
   const floorPort = await freePort();
   processes.push(
     await startProcess({
@@ -143,42 +154,6 @@ async function measure(
   );
 }
 
-/**
- * Waits until the writer group's offsets in MySQL reach the topic's high watermarks. Only then is
- * comparing Redis with MySQL fair: requests cut off when the load stopped may have changed Redis
- * and reached Kafka without their answer being counted as acknowledged.
- */
-async function waitWriterDrained(primary: MysqlPool, topic: string, timeoutMs = 120_000): Promise<number> {
-  // A request cut off when the load stopped may still have its event in a producer's queue; every
-  // send settles within the producer's send timeout (3 s by default), so let those land first.
-  await new Promise((resolve) => setTimeout(resolve, SEND_SETTLE_MS));
-  const started = Date.now();
-  const kafka = createKafka({
-    clientId: 'bench',
-    brokers: (writerEnv['KAFKA_BROKERS'] ?? '').split(','),
-    logger,
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const groupId = writerEnv['WRITER_GROUP_ID'] ?? 'hyperscale-writer';
-    for (;;) {
-      const highs = await admin.fetchTopicOffsets(topic);
-      const stored = await primary.select<{ partition: number; next_offset: string }>(
-        'SELECT `partition`, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?',
-        [groupId, topic],
-      );
-      const at = new Map(stored.map((row) => [Number(row.partition), BigInt(row.next_offset)]));
-      if (highs.every((p) => (at.get(p.partition) ?? 0n) >= BigInt(p.high))) return Date.now() - started;
-      if (Date.now() - started > timeoutMs)
-        throw new Error(`writer not drained ${topic} within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 /** Counts occurrences of each key. */
 function tally(keys: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -202,7 +177,7 @@ async function getJson<T>(ports: Ports, path: string, init?: RequestInit): Promi
 /** Every acknowledged key is a distinct (user, post) pair: each adds exactly one like. */
 async function verifyLikes(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
   const expected = tally(acknowledged.map((key) => key.slice(key.indexOf('|') + 1)));
-  const drainMs = await waitWriterDrained(primary, TOPICS.likes);
+  const drainMs = await waitDrained(primary, writerEnv, TOPICS.likes);
   const rows = await primary.select<{ post_id: string; like_count: string }>(
     'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
     [`${runId}-%`],
@@ -219,7 +194,7 @@ async function verifyLikes(acknowledged: string[], ports: Ports, primary: MysqlP
 /** Every acknowledged key is one increment by 1 of that counter. */
 async function verifyCounters(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
   const expected = tally(acknowledged);
-  const drainMs = await waitWriterDrained(primary, TOPICS.counters);
+  const drainMs = await waitDrained(primary, writerEnv, TOPICS.counters);
   const rows = await primary.select<{ name: string; value: string }>(
     'SELECT name, value FROM counters WHERE name LIKE ?',
     [`${runId}-%`],
@@ -245,7 +220,7 @@ async function verifyCounters(acknowledged: string[], ports: Ports, primary: Mys
 async function verifyUniques(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
   const name = `${runId}-dau`;
   const day = new Date().toISOString().slice(0, 10);
-  const drainMs = await waitWriterDrained(primary, TOPICS.uniques);
+  const drainMs = await waitDrained(primary, writerEnv, TOPICS.uniques);
   const rows = await primary.select<{ user_id: string }>(
     'SELECT user_id FROM unique_daily WHERE name = ? AND day = ?',
     [name, day],
