@@ -38,7 +38,7 @@ kubectl() { .stack/bin/kubectl --kubeconfig .stack/kube/kubeconfig --request-tim
 # The example CounterShard (k8s/examples/countershard.yaml) unless one named `counters` exists, so
 # the local counter service has a slot map; then wait for the operator to publish it.
 ensure_countershard() {
-  kubectl apply -f k8s/operator/rbac.yaml >/dev/null
+  kubectl apply --server-side --force-conflicts --field-manager=hyperscale-hack -f k8s/operator/rbac.yaml >/dev/null
   if ! kubectl get countershard counters -n default >/dev/null 2>&1; then
     kubectl create -f k8s/examples/countershard.yaml >/dev/null
     echo "CounterShard default/counters created from k8s/examples/countershard.yaml"
