@@ -12,6 +12,7 @@ import { devTokenSigner } from './dev-token.js';
 import { likeScenarios, type Scenario } from './like-scenarios.js';
 import { waitDrained } from './drain.js';
 import { REBALANCE, runRebalance } from './rebalance.js';
+import { WRITER_DELTAS, runWriterDeltas } from './writer-deltas.js';
 import { runLoad } from './load.js';
 import { freePort, httpOk, readEnvFile, repoRoot, startProcess, type RunningProcess } from './processes.js';
 
@@ -66,15 +67,15 @@ async function main(): Promise<void> {
     (scenario) => requested.length === 0 || requested.includes(scenario.name),
   );
   const unknown = requested.filter(
-    (name) => name !== REBALANCE && !scenarios.some((scenario) => scenario.name === name),
+    (name) =>
+      name !== REBALANCE && name !== WRITER_DELTAS && !scenarios.some((scenario) => scenario.name === name),
   );
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
   if (scenarios.length > 0) await runScenarios(scenarios);
-  if (requested.length === 0 || requested.includes(REBALANCE)) {
-    // Alone on the machine: the scenarios' processes would compete with the rebalance's.
-    for (const running of processes.splice(0).reverse()) await running.stop();
-    await runRebalance();
-  }
+  // Alone on the machine: the scenarios' processes would compete with these.
+  for (const running of processes.splice(0).reverse()) await running.stop();
+  if (requested.length === 0 || requested.includes(WRITER_DELTAS)) await runWriterDeltas();
+  if (requested.length === 0 || requested.includes(REBALANCE)) await runRebalance();
 }
 
 async function runScenarios(scenarios: Scenario[]): Promise<void> {

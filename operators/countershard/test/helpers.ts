@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   CoordinationV1Api,
@@ -24,6 +23,8 @@ import {
 } from '../../../hack/testing/kube.js';
 import { stack } from '../../../hack/testing/stack-control.js';
 import type { CounterShardStatus } from '../src/resource.js';
+import { freePort } from '../../../hack/testing/ports.js';
+export { freePort };
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -50,17 +51,6 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 /** Creates or replaces every object of a YAML file (kubectl apply, without the three-way merge). */

@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +38,7 @@ import { CounterStore, type CounterStoreOptions } from '../src/counter-store.js'
 import { counterKeys, slotOf } from '../src/keys.js';
 import { SlotMap, type SlotMapDocument } from '../src/slot-map.js';
 import { ACKS_KEY, SlotMapSource } from '../src/slot-map-source.js';
+import { freePort } from '../../../hack/testing/ports.js';
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,18 +63,6 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
     await sleep(50);
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export function storeOptions(

@@ -7,7 +7,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Admin, Kafka } from 'kafkajs';
 import { pino, type Logger } from 'pino';
@@ -35,6 +34,8 @@ import { stack } from '../../../hack/testing/stack-control.js';
 import { buildApp, type LikeAppSettings } from '../src/app.js';
 import { postKeys, slotOf as slotOfPost } from '../src/keys.js';
 import { LikeStore, type LikeStoreOptions } from '../src/like-store.js';
+import { freePort } from '../../../hack/testing/ports.js';
+export { freePort };
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -62,18 +63,6 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     }
     await sleep(50);
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export function storeOptions(

@@ -5,7 +5,6 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   createDatabase,
@@ -23,6 +22,8 @@ import {
   type Registry,
 } from '@hyperscale/platform';
 import { stack } from '../../../hack/testing/stack-control.js';
+import { freePort } from '../../../hack/testing/ports.js';
+export { freePort };
 
 export const logger = createLogger({
   service: 'writer-test',
@@ -360,19 +361,6 @@ export function buildWriter(): void {
       timeout: 180_000,
     },
   );
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 export interface WriterProcess {
