@@ -239,4 +239,6 @@ try {
   process.exitCode = 1;
 } finally {
   for (const running of processes.reverse()) await running.stop();
+  // A client a failed scenario left open must not keep the bench alive.
+  process.exit(process.exitCode ?? 0);
 }

@@ -26,6 +26,9 @@ export async function runWriterDeltas(): Promise<void> {
   const writerEnv = readEnvFile(`${repoRoot}services/writer/local.env`);
   const logger = createLogger({ service: 'bench', level: 'warn' });
   const topic = `bench.counters.${runId}`;
+  // The likes handler cannot be switched off: it gets an empty topic of its own (a new group on
+  // the real one would apply its history again).
+  const likesTopic = `bench.likes.${runId}`;
   const groupId = `bench-writer-${runId}`;
   const kafka = createKafka({
     clientId: 'bench',
@@ -43,10 +46,10 @@ export async function runWriterDeltas(): Promise<void> {
   try {
     await ensureTopics(
       kafka,
-      [
-        { topic, numPartitions: 6 },
-        { topic: `${topic}.dlq`, numPartitions: 1 },
-      ],
+      [topic, likesTopic].flatMap((t) => [
+        { topic: t, numPartitions: 6 },
+        { topic: `${t}.dlq`, numPartitions: 1 },
+      ]),
       30_000,
     );
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
@@ -73,10 +76,10 @@ export async function runWriterDeltas(): Promise<void> {
         env: {
           ...writerEnv,
           METRICS_PORT: String(metricsPort),
-          LOG_LEVEL: 'warn',
+          LOG_LEVEL: process.env['BENCH_CHILD_LOG_LEVEL'] ?? 'warn',
           WRITER_GROUP_ID: groupId,
           WRITER_COUNTERS_TOPIC: topic,
-          WRITER_LIKES_TOPIC: 'none',
+          WRITER_LIKES_TOPIC: likesTopic,
           WRITER_UNIQUES_TOPIC: 'none',
           WRITER_BATCH_MAX_MESSAGES: '5000',
           WRITER_PARTITION_CONCURRENCY: '6',
@@ -94,9 +97,12 @@ export async function runWriterDeltas(): Promise<void> {
       return Number(row?.n ?? 0);
     };
     let first = 0;
-    while ((first = await applied()) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    const t0 = performance.now();
     const deadline = Date.now() + 300_000;
+    while ((first = await applied()) === 0) {
+      if (Date.now() > deadline) throw new Error('writer applied nothing within 300 s');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const t0 = performance.now();
     while ((await applied()) < TOTAL) {
       if (Date.now() > deadline) throw new Error('writer did not apply every delta within 300 s');
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -118,7 +124,9 @@ export async function runWriterDeltas(): Promise<void> {
     );
   } finally {
     for (const p of processes) await p.stop();
-    await deleteTopics(kafka, [topic, `${topic}.dlq`], 30_000).catch(() => undefined);
+    await deleteTopics(kafka, [topic, `${topic}.dlq`, likesTopic, `${likesTopic}.dlq`], 30_000).catch(
+      () => undefined,
+    );
     await pools.close();
   }
 }
