@@ -3,24 +3,22 @@ import {
   GracefulShutdown,
   GroupCommitProducer,
   Health,
-  MysqlRouter,
   RedisShardClient,
-  ReplicaLagMonitor,
   TokenVerifier,
   buildOpsServer,
   createKafka,
   createLogger,
-  createMysqlPools,
   createRedisClient,
   createRegistry,
-  migrate,
+  redisShardOptionsFromEnv,
   runMain,
+  startMysqlFromEnv,
   withTimeout,
 } from '@hyperscale/platform';
 import { buildApp } from './app.js';
 import { loadCounterConfig } from './config.js';
 import { mysqlPing } from './mysql-counters.js';
-import { appSettings, shardOptions } from './settings.js';
+import { appSettings } from './settings.js';
 import { SlotMap } from './slot-map.js';
 import { configMapLoader } from './slot-map-configmap.js';
 import { SlotMapSource } from './slot-map-source.js';
@@ -43,31 +41,9 @@ async function start(): Promise<void> {
     audience: config.JWT_AUDIENCE,
   });
 
-  if (config.MYSQL_MIGRATE_ON_START) await migrate({ url: config.MYSQL_PRIMARY_URL, logger });
-  const pools = createMysqlPools({
-    primaryUrl: config.MYSQL_PRIMARY_URL,
-    replicaUrl: config.MYSQL_REPLICA_URL,
-    connectionLimit: config.MYSQL_CONNECTION_LIMIT,
-    connectTimeoutMs: config.MYSQL_CONNECT_TIMEOUT_MS,
-    queryTimeoutMs: config.MYSQL_QUERY_TIMEOUT_MS,
-    logger,
-    registry,
-  });
-  const monitor =
-    pools.replica === null
-      ? undefined
-      : new ReplicaLagMonitor({ primary: pools.primary, replica: pools.replica, logger, registry });
-  await monitor?.start();
-  const router = new MysqlRouter({
-    pools,
-    ...(monitor === undefined ? {} : { replicaStatus: monitor }),
-    stickyWindowMs: config.MYSQL_STICKY_WINDOW_MS,
-    maxReplicaLagMs: config.MYSQL_MAX_REPLICA_LAG_MS,
-    logger,
-    registry,
-  });
+  const { pools, monitor, router } = await startMysqlFromEnv(config, { logger, registry });
 
-  const options = shardOptions(config);
+  const options = redisShardOptionsFromEnv(config);
   const shards = options.map((o) => new RedisShardClient(o, { logger, registry }));
   const first = options[0];
   const rateLimitRedis =

@@ -1,31 +1,5 @@
-import type { RedisShardOptions } from '@hyperscale/platform';
 import type { LikeAppSettings } from './app.js';
 import type { LikeConfig } from './config.js';
-
-/** The shard list in REDIS_MASTER_NAMES (or REDIS_DIRECT) order: the slot table depends on it. */
-export function shardOptions(config: LikeConfig): RedisShardOptions[] {
-  const tuning = {
-    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
-    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-  };
-  if (config.REDIS_SENTINELS !== undefined) {
-    const sentinels = config.REDIS_SENTINELS;
-    return (config.REDIS_MASTER_NAMES ?? []).map((masterName) => ({
-      shard: masterName,
-      sentinels,
-      masterName,
-      connectionName: `hyperscale:${config.SERVICE_NAME}:${masterName}`,
-      ...tuning,
-    }));
-  }
-  return (config.REDIS_DIRECT ?? []).map(({ host, port }, i) => ({
-    shard: `direct-${i}`,
-    host,
-    port,
-    connectionName: `hyperscale:${config.SERVICE_NAME}:direct-${i}`,
-    ...tuning,
-  }));
-}
 
 /** App settings from the validated environment. */
 export function appSettings(config: LikeConfig): LikeAppSettings {

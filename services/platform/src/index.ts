@@ -16,3 +16,4 @@ export * from './mysql/index.js';
 export * from './kafka/index.js';
 export * from './resilience/index.js';
 export * from './events/index.js';
+export * from './from-env.js';
