@@ -108,7 +108,9 @@ wait_ready() {
       redis) redis_converge "${name}" ;;
       sentinel) sentinel_converge "${name}" ;;
     esac
-    if ! pid="$(server_pid "${name}")"; then
+    # Gone only if it is still gone a moment later: one /proc lookup of a busy JVM was once missed
+    # while the broker went on to start normally.
+    if ! pid="$(server_pid "${name}")" && ! { sleep 0.5 && pid="$(server_pid "${name}")"; }; then
       log "${name} exited during start-up. Last lines of $(server_log "${name}"):"
       tail -n 15 "$(server_log "${name}")" 2>/dev/null | sed 's/^/    /' >&2 || true
       die "${name} did not start; read $(server_log "${name}")"
@@ -134,6 +136,10 @@ stop_server() {
   fi
   if [[ "${sig}" == STOP ]]; then
     kill -STOP "${pid}"
+    # SIGSTOP reaches each thread when it next runs: until all are stopped, a busy server can still
+    # answer. Return only once every thread is stopped (bounded), so callers test a frozen server.
+    deadline=$(($(hs_now) + 5))
+    until all_threads_stopped "${pid}" || (($(hs_now) > deadline)); do sleep 0.02; done
     log "${name} (pid ${pid}) frozen with SIGSTOP; 'hack/stack.sh start ${name}' resumes it"
     return 0
   fi

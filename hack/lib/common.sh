@@ -176,6 +176,18 @@ proc_state() {
   printf '%s\n' "${stat%% *}"
 }
 
+# True when every thread of PID is stopped (state T or t).
+all_threads_stopped() {
+  local task state
+  for task in /proc/"$1"/task/*; do
+    state="$(cat "${task}/stat" 2>/dev/null)" || continue # thread gone meanwhile
+    state="${state##*) }"
+    state="${state%% *}"
+    [[ "${state}" == T || "${state}" == t ]] || return 1
+  done
+  return 0
+}
+
 is_frozen() {
   local pid
   pid="$(server_pid "$1")" || return 1
