@@ -44,7 +44,16 @@ export async function startProcess(options: {
   timeoutMs?: number;
 }): Promise<RunningProcess> {
   const log = createWriteStream(`${repoRoot}.stack/bench-${options.name}.log`, { flags: 'a' });
-  const child = spawn(process.execPath, [options.script], {
+  // BENCH_CPU_PROFILE=1: each process writes a V8 CPU profile to .stack/bench-profiles on exit.
+  const profile =
+    process.env['BENCH_CPU_PROFILE'] === '1'
+      ? [
+          '--cpu-prof',
+          `--cpu-prof-dir=${repoRoot}.stack/bench-profiles`,
+          `--cpu-prof-name=${options.name}.${Date.now()}.cpuprofile`,
+        ]
+      : [];
+  const child = spawn(process.execPath, [...profile, options.script], {
     env: { PATH: process.env['PATH'] ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,13 +1,12 @@
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
   createBaseApp,
   installAuth,
-  tooManyRequests,
+  installRateLimits,
   type MysqlRouter,
   type RedisShardClient,
   type TokenVerifier,
@@ -35,6 +34,8 @@ export interface CounterAppSettings {
   rateLimitPerUser: number;
   rateLimitPerIp: number;
   rateLimitWindowMs: number;
+  /** How often the rate-limit counts are shared through Redis. */
+  rateLimitSyncMs: number;
   store: CounterStoreOptions;
   presence: PresenceOptions;
   uniques: UniquesOptions;
@@ -124,54 +125,26 @@ export async function buildApp(deps: CounterAppDeps): Promise<FastifyInstance> {
     },
   });
 
-  await app.register(rateLimit, {
-    global: false,
-    skipOnError: true,
-    nameSpace: 'hs:counter:rl:',
-    ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis }),
+  const limitUsers = await installRateLimits(app, {
+    limits: {
+      perIp: settings.rateLimitPerIp,
+      perUser: settings.rateLimitPerUser,
+      windowMs: settings.rateLimitWindowMs,
+      syncMs: settings.rateLimitSyncMs,
+    },
+    prefix: 'hs:counter:rl:',
+    redis: deps.rateLimitRedis,
+    logger: deps.logger,
+    registry: deps.registry,
   });
-  const window = settings.rateLimitWindowMs;
-  if (settings.rateLimitPerIp > 0) {
-    app.addHook(
-      'onRequest',
-      limiter(app, settings.rateLimitPerIp, window, (request) => `ip:${request.ip}`),
-    );
-  }
 
   await app.register(docsRoutes);
   await app.register(async (api) => {
     installAuth(api, deps.verifier);
-    if (settings.rateLimitPerUser > 0) {
-      api.addHook(
-        'onRequest',
-        limiter(
-          api,
-          settings.rateLimitPerUser,
-          window,
-          (request) => `user:${request.principal?.userId ?? request.ip}`,
-        ),
-      );
-    }
+    limitUsers(api);
     await api.register(counterRoutes, { store });
     await api.register(presenceRoutes, { presence });
     await api.register(uniquesRoutes, { uniques });
   });
   return app;
-}
-
-/** Fixed-window limit per key (Redis store, `skipOnError`); over it → 429 problem with Retry-After. */
-function limiter(
-  app: FastifyInstance,
-  max: number,
-  timeWindow: number,
-  key: (request: FastifyRequest) => string,
-) {
-  const check = app.createRateLimit({ max, timeWindow, keyGenerator: key, skipOnError: true });
-  return async (request: FastifyRequest, reply: { header: (name: string, value: string) => unknown }) => {
-    const result = await check(request);
-    if (result.isAllowed) return;
-    reply.header('x-ratelimit-limit', String(result.max));
-    reply.header('x-ratelimit-remaining', String(result.remaining));
-    if (result.isExceeded) throw tooManyRequests(Math.max(1, result.ttlInSeconds));
-  };
 }

@@ -51,6 +51,8 @@ export const counterEnv = {
   RATE_LIMIT_PER_USER: count(6_000),
   RATE_LIMIT_PER_IP: count(60_000),
   RATE_LIMIT_WINDOW_MS: millis.default(60_000),
+  /** How often each pod adds its rate-limit counts to Redis and reads the totals of all pods. */
+  RATE_LIMIT_SYNC_MS: millis.default(100),
   /** Presence window: a user is online while their last heartbeat is younger than this. */
   UNIQUES_TOPIC: z
     .string()

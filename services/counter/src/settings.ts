@@ -9,6 +9,7 @@ export function appSettings(config: CounterConfig): CounterAppSettings {
     rateLimitPerUser: config.RATE_LIMIT_PER_USER,
     rateLimitPerIp: config.RATE_LIMIT_PER_IP,
     rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+    rateLimitSyncMs: config.RATE_LIMIT_SYNC_MS,
     presence: { windowMs: config.PRESENCE_WINDOW_MS },
     uniques: {
       topic: config.UNIQUES_TOPIC,

@@ -292,6 +292,7 @@ export async function createTestContext(
     rateLimitPerUser: 0,
     rateLimitPerIp: 0,
     rateLimitWindowMs: 60_000,
+    rateLimitSyncMs: 100,
     presence: { windowMs: options.presenceWindowMs ?? 60_000 },
     uniques: {
       topic: uniquesTopic,

@@ -1,14 +1,13 @@
 import cors from '@fastify/cors';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
   createBaseApp,
   installAuth,
-  tooManyRequests,
+  installRateLimits,
   type MysqlRouter,
   type RedisShardClient,
   type TokenVerifier,
@@ -31,6 +30,8 @@ export interface LikeAppSettings {
   rateLimitPerUser: number;
   rateLimitPerIp: number;
   rateLimitWindowMs: number;
+  /** How often the rate-limit counts are shared through Redis. */
+  rateLimitSyncMs: number;
   /** Allowed CORS origins; none = no CORS headers at all. */
   corsOrigins: readonly string[];
   store: LikeStoreOptions;
@@ -118,58 +119,26 @@ export async function buildApp(deps: LikeAppDeps): Promise<FastifyInstance> {
     },
   });
 
-  await app.register(rateLimit, {
-    global: false,
-    skipOnError: true,
-    nameSpace: 'hs:like:rl:',
-    ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis }),
+  const limitUsers = await installRateLimits(app, {
+    limits: {
+      perIp: settings.rateLimitPerIp,
+      perUser: settings.rateLimitPerUser,
+      windowMs: settings.rateLimitWindowMs,
+      syncMs: settings.rateLimitSyncMs,
+    },
+    prefix: 'hs:like:rl:',
+    redis: deps.rateLimitRedis,
+    logger: deps.logger,
+    registry: deps.registry,
   });
-  const window = settings.rateLimitWindowMs;
-  if (settings.rateLimitPerIp > 0) {
-    app.addHook(
-      'onRequest',
-      limiter(app, settings.rateLimitPerIp, window, (request) => `ip:${request.ip}`),
-    );
-  }
 
   await app.register(docsRoutes);
   await app.register(adminRoutes, { store, adminToken: settings.adminToken });
   await app.register(async (api) => {
     installAuth(api, deps.verifier);
-    if (settings.rateLimitPerUser > 0) {
-      api.addHook(
-        'onRequest',
-        limiter(
-          api,
-          settings.rateLimitPerUser,
-          window,
-          (request) => `user:${request.principal?.userId ?? request.ip}`,
-        ),
-      );
-    }
+    limitUsers(api);
     await api.register(likeRoutes, { store });
     await api.register(compatRoutes, { store, devMode: settings.devMode });
   });
   return app;
-}
-
-/**
- * An onRequest hook counting requests per key in a fixed window (Redis store of
- * @fastify/rate-limit, `skipOnError`: a Redis outage lets requests through rather than blocking
- * them). Over the limit → 429 problem with Retry-After.
- */
-function limiter(
-  app: FastifyInstance,
-  max: number,
-  timeWindow: number,
-  key: (request: FastifyRequest) => string,
-) {
-  const check = app.createRateLimit({ max, timeWindow, keyGenerator: key, skipOnError: true });
-  return async (request: FastifyRequest, reply: { header: (name: string, value: string) => unknown }) => {
-    const result = await check(request);
-    if (result.isAllowed) return;
-    reply.header('x-ratelimit-limit', String(result.max));
-    reply.header('x-ratelimit-remaining', String(result.remaining));
-    if (result.isExceeded) throw tooManyRequests(Math.max(1, result.ttlInSeconds));
-  };
 }

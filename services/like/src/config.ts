@@ -41,6 +41,8 @@ export const likeEnv = {
   /** Requests per client IP per window; 0 disables. */
   RATE_LIMIT_PER_IP: count(6_000),
   RATE_LIMIT_WINDOW_MS: millis.default(60_000),
+  /** How often each pod adds its rate-limit counts to Redis and reads the totals of all pods. */
+  RATE_LIMIT_SYNC_MS: millis.default(100),
   CORS_ORIGINS: stringList.optional(),
   LIKE_WARM_WAIT_MS: millis.default(2_000),
   LIKE_DIRECT_WRITE_WAIT_MS: count(1_000),

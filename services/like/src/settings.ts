@@ -11,6 +11,7 @@ export function appSettings(config: LikeConfig): LikeAppSettings {
     rateLimitPerUser: config.RATE_LIMIT_PER_USER,
     rateLimitPerIp: config.RATE_LIMIT_PER_IP,
     rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+    rateLimitSyncMs: config.RATE_LIMIT_SYNC_MS,
     corsOrigins: config.CORS_ORIGINS ?? [],
     store: {
       topic: config.LIKE_TOPIC,

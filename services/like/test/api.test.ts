@@ -480,11 +480,9 @@ describe('docs, CORS, rate limits', () => {
     expect(none.headers['access-control-allow-origin']).toBeUndefined();
   });
 
-  it('limits per user and per IP with the Redis store (429 problem with Retry-After)', async () => {
+  it('limits per user and per IP, counts shared through Redis (429 problem with Retry-After)', async () => {
     const limitRedis = ctx.shards[0]!.redis.duplicate();
     try {
-      // Without an offline queue a command sent before the connection is up fails, and the rate
-      // limiter lets the request through (fail open): connect first.
       await waitForRedisReady(limitRedis, 10_000);
       const suffix = ctx.runId;
       const app = await buildLimited(limitRedis, 3, 100);
@@ -534,6 +532,7 @@ describe('docs, CORS, rate limits', () => {
         rateLimitPerUser: perUser,
         rateLimitPerIp: perIp,
         rateLimitWindowMs: 60_000,
+        rateLimitSyncMs: 100,
         corsOrigins: [],
         store: {} as never,
       },

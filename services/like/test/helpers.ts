@@ -234,6 +234,7 @@ export function defaultSettings(ctx: {
     rateLimitPerUser: 0,
     rateLimitPerIp: 0,
     rateLimitWindowMs: 60_000,
+    rateLimitSyncMs: 100,
     corsOrigins: [],
     store: storeOptions(ctx.topic, ctx.groupId),
   };

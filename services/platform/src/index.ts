@@ -11,6 +11,7 @@ export * from './http/ops-server.js';
 export * from './http/base-app.js';
 export * from './http/dependency-errors.js';
 export * from './http/auth.js';
+export * from './http/rate-limits.js';
 export * from './redis/index.js';
 export * from './mysql/index.js';
 export * from './kafka/index.js';
