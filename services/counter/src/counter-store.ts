@@ -253,15 +253,17 @@ export class CounterStore {
     }
 
     const event: CounterDeltaEvent = { eventId, name, delta, at: new Date().toISOString() };
+    let sending: Promise<SendResult> | undefined;
     try {
-      await this.kafkaPolicy.execute(() =>
-        this.producer.send(this.options.topic, { key: name, value: JSON.stringify(event) }),
+      await this.kafkaPolicy.execute(
+        () => (sending = this.producer.send(this.options.topic, { key: name, value: JSON.stringify(event) })),
       );
     } catch (err) {
-      const reason = kafkaFallbackReason(err);
-      if (reason === undefined) throw err;
-      this.metrics.fallbacks.inc({ reason });
+      const fate = sendFate(err, sending);
+      if (fate === undefined) throw err;
       await this.undo(map, shard, name, slot, keys, delta, eventId, incr.gen);
+      if (fate.kind === 'unknown') return this.outcomeUnknown(name, fate.settled, err);
+      this.metrics.fallbacks.inc({ reason: fate.reason });
       return this.mysqlWrite(map, name, delta, eventId, 'mysql_fallback');
     }
 
@@ -514,6 +516,31 @@ export class CounterStore {
     }
   }
 
+  /**
+   * The event may be in Kafka though the broker never acknowledged it (a lost acknowledgment, or a
+   * request still in kafkajs' hands): applying the delta in MySQL as well could count it twice, so
+   * the caller is told the outcome is unknown. Redis was undone; the writer applies the event if it
+   * landed, so the key is made cold now and again once kafkajs gave up on the request.
+   */
+  private outcomeUnknown(name: string, settled: Promise<void>, cause: unknown): never {
+    this.metrics.unknownOutcomes.inc();
+    this.logger.warn(
+      { err: cause, name },
+      'Kafka neither acknowledged nor refused the delta; outcome unknown',
+    );
+    const coldAgain = () => {
+      const map = this.slotMaps.current();
+      if (map !== undefined) this.markDirty(map, name);
+    };
+    coldAgain();
+    void settled.then(coldAgain);
+    throw serviceUnavailable(
+      'Kafka did not confirm the increment in time: it may or may not have been counted. Read the counter before retrying.',
+      1,
+      cause,
+    );
+  }
+
   private async mysqlWrite(
     map: SlotMap,
     name: string,
@@ -634,10 +661,26 @@ export class CounterStore {
   }
 }
 
-/** The fallback reason for a failed send, or undefined when the error is not Kafka's. */
-function kafkaFallbackReason(err: unknown): FallbackReason | undefined {
-  if (err instanceof KafkaBackpressureError) return 'kafka_backpressure';
-  if (err instanceof BreakerOpenError) return 'kafka_breaker_open';
-  if (err instanceof KafkaUnavailableError || isDependencyUnavailable(err)) return 'kafka_unavailable';
-  return undefined;
+/** What a failed send means for the delta: certainly not in Kafka (fall back), or unknown. */
+type SendFate = { kind: 'not-sent'; reason: FallbackReason } | { kind: 'unknown'; settled: Promise<void> };
+
+/**
+ * The fate of a failed send, or undefined when the error is not Kafka's. `sending` is the
+ * producer's promise (undefined when the breaker refused before sending).
+ */
+function sendFate(err: unknown, sending: Promise<SendResult> | undefined): SendFate | undefined {
+  if (err instanceof KafkaBackpressureError) return { kind: 'not-sent', reason: 'kafka_backpressure' };
+  if (err instanceof BreakerOpenError || (sending === undefined && isDependencyUnavailable(err)))
+    return { kind: 'not-sent', reason: 'kafka_breaker_open' };
+  if (err instanceof KafkaUnavailableError)
+    return err.maybeWritten
+      ? { kind: 'unknown', settled: err.settled }
+      : { kind: 'not-sent', reason: 'kafka_unavailable' };
+  if (!isDependencyUnavailable(err) || sending === undefined) return undefined;
+  // The policy's own deadline passed first: the producer still holds the message.
+  const settled = sending.then(
+    () => undefined,
+    (late: unknown) => (late instanceof KafkaUnavailableError ? late.settled : undefined),
+  );
+  return { kind: 'unknown', settled };
 }

@@ -26,6 +26,7 @@ export interface CounterMetrics {
   reads: Counter<'source'>;
   invalidations: Counter<'reason'>;
   replays: Counter;
+  unknownOutcomes: Counter;
 }
 
 /** Registers the counter metrics on `registry` (once per registry). */
@@ -71,6 +72,11 @@ export function counterMetrics(registry: Registry): CounterMetrics {
     replays: new Counter({
       name: 'hyperscale_counter_replayed_increments_total',
       help: 'Increment scripts that found their request id already applied (a re-send after a reconnect)',
+      registers,
+    }),
+    unknownOutcomes: new Counter({
+      name: 'hyperscale_counter_unknown_outcomes_total',
+      help: 'Increments answered 503 because Kafka neither acknowledged nor certainly missed their event (a lost acknowledgment)',
       registers,
     }),
   };

@@ -17,17 +17,29 @@ export type KafkaUnavailableReason = 'timeout' | 'send-failed' | 'connect-failed
 
 /**
  * Kafka did not acknowledge: the broker is down or unreachable, the acknowledgment did not arrive in
- * time, or the producer was closed. The message may or may not have been written (a timed-out batch
- * can still land later), so a caller that falls back to another write path must be idempotent
- * (events carry an `eventId`). This is the signal for "use the synchronous fallback" in request paths.
+ * time, or the producer was closed. This is the signal for "use the synchronous fallback" in request
+ * paths — but only when `maybeWritten` is false: then the message never left this process (it
+ * expired in the queue, the producer could not connect, or it was closed first). When it is true the
+ * message was handed to the broker and may have been appended (a lost acknowledgment), or may still
+ * be; a fallback that applied it again would count it twice. `settled` resolves once the client
+ * library has given up on that request (it can no longer retry it).
  */
 export class KafkaUnavailableError extends KafkaError {
   readonly reason: KafkaUnavailableReason;
+  readonly maybeWritten: boolean;
+  readonly settled: Promise<void>;
 
-  constructor(reason: KafkaUnavailableReason, message: string, options?: { cause?: unknown }) {
+  constructor(
+    reason: KafkaUnavailableReason,
+    message: string,
+    options?: { cause?: unknown; maybeWritten?: boolean; settled?: Promise<void> },
+  ) {
     super('KAFKA_UNAVAILABLE', message, options);
     this.name = 'KafkaUnavailableError';
     this.reason = reason;
+    // Unknown is the safe default: it never lets a caller apply a message twice.
+    this.maybeWritten = options?.maybeWritten ?? true;
+    this.settled = options?.settled ?? Promise.resolve();
   }
 }
 

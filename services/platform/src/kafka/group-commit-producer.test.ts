@@ -232,18 +232,24 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
     expect(first.error).toBeInstanceOf(KafkaUnavailableError);
     expect((first.error as KafkaUnavailableError).reason).toBe('timeout');
     expect(first.settledAt! - start).toBe(3000);
+    // Handed to kafkajs: it may have landed (a lost acknowledgment) — never "certainly not sent".
+    expect((first.error as KafkaUnavailableError).maybeWritten).toBe(true);
+    const firstSettled = settleState((first.error as KafkaUnavailableError).settled);
     expect(second.settledAt).toBeUndefined();
     await vi.advanceTimersByTimeAsync(100);
     expect(second.error).toBeInstanceOf(KafkaUnavailableError);
     expect(second.settledAt! - start).toBe(3100);
-    // The queued message expired before it could be sent: it is never sent.
+    // The queued message expired before it could be sent: it is never sent, and says so.
+    expect((second.error as KafkaUnavailableError).maybeWritten).toBe(false);
     expect(kafka.calls).toHaveLength(1);
     expect(producer.stats().queued).toBe(0);
 
     // kafkajs finally acknowledges the first batch: nothing is settled twice, pipeline continues.
+    expect(firstSettled.settledAt).toBeUndefined();
     kafka.calls[0]!.ack();
     kafka.mode = 'ack';
     await vi.advanceTimersByTimeAsync(0);
+    expect(firstSettled.settledAt).toBeDefined();
     const third = producer.send('t', { key: 'k', value: '3' });
     await vi.advanceTimersByTimeAsync(2);
     await expect(third).resolves.toMatchObject({ offset: '1' });
@@ -255,7 +261,11 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
     const producer = new GroupCommitProducer({ kafka, logger, registry });
     const a = producer.send('t', { key: 'k', value: '1' });
     const b = producer.send('u', { key: 'k', value: '2' });
-    const expectA = expect(a).rejects.toMatchObject({ name: 'KafkaUnavailableError', reason: 'send-failed' });
+    const expectA = expect(a).rejects.toMatchObject({
+      name: 'KafkaUnavailableError',
+      reason: 'send-failed',
+      maybeWritten: true,
+    });
     const expectB = expect(b).rejects.toBeInstanceOf(KafkaUnavailableError);
     await vi.advanceTimersByTimeAsync(2);
     await expectA;
@@ -304,6 +314,7 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
     expect(kafka.producers[0]!.disconnected).toBe(true);
     await expect(producer.send('t', { key: null, value: 'late' })).rejects.toMatchObject({
       reason: 'closed',
+      maybeWritten: false,
     });
     expect(producer.stats().closed).toBe(true);
   });
@@ -326,6 +337,20 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
     expect(closed).toBe(false);
     await vi.advanceTimersByTimeAsync(1);
     expect(closed).toBe(true);
-    expect(pending.error).toMatchObject({ reason: 'closed' });
+    expect(pending.error).toMatchObject({ reason: 'closed', maybeWritten: true });
+  });
+
+  it('says "never sent" when the producer cannot connect', async () => {
+    kafka.producer = (config?: ProducerConfig) => {
+      const made = new FakeProducer(config ?? {}, kafka);
+      made.connect = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9092'));
+      kafka.producers.push(made);
+      return made;
+    };
+    const producer = new GroupCommitProducer({ kafka, logger, registry });
+    const sent = settleState(producer.send('t', { key: 'k', value: '1' }));
+    await vi.advanceTimersByTimeAsync(2);
+    expect(sent.error).toMatchObject({ reason: 'connect-failed', maybeWritten: false });
+    expect(kafka.calls).toHaveLength(0);
   });
 });

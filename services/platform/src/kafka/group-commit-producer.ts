@@ -98,8 +98,10 @@ interface Pending {
  * - resolves only after the batch carrying the message was acknowledged by all in-sync replicas
  *   (idempotent producer, acks=-1), with its partition and offset;
  * - rejects with KafkaUnavailableError when the batch fails or no acknowledgment arrived within
- *   `sendTimeoutMs` of the call — it never waits longer, whatever kafkajs does internally. A
- *   timed-out message may still be written later (at-least-once): consumers must de-duplicate;
+ *   `sendTimeoutMs` of the call — it never waits longer, whatever kafkajs does internally. The
+ *   error says whether the message may have been written (`maybeWritten`): false when it expired
+ *   in the queue or the producer could not connect (it is then never sent), true when its batch
+ *   was handed to kafkajs (it may have landed, or land later: at-least-once, consumers de-duplicate);
  * - rejects at once with KafkaBackpressureError (message not queued) when `maxQueued` messages are
  *   queued or in flight, and with KafkaUnavailableError('closed') after `close()`.
  *
@@ -137,6 +139,8 @@ export class GroupCommitProducer {
 
   private readonly queue: Pending[] = [];
   private inflight: Pending[] | null = null;
+  /** Resolves when kafkajs has settled the batch in flight (acknowledged, failed or abandoned). */
+  private inflightSettled: Promise<void> = Promise.resolve();
   private producer: KafkaProducerPort | null = null;
   private connecting: Promise<KafkaProducerPort> | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
@@ -213,7 +217,9 @@ export class GroupCommitProducer {
   send(topic: string, record: ProduceRecord): Promise<SendResult> {
     if (this.closed) {
       this.errorsCounter.inc({ topic });
-      return Promise.reject(new KafkaUnavailableError('closed', 'Kafka producer is closed'));
+      return Promise.reject(
+        new KafkaUnavailableError('closed', 'Kafka producer is closed', { maybeWritten: false }),
+      );
     }
     if (this.queue.length + (this.inflight?.length ?? 0) >= this.maxQueued) {
       this.counts.backpressure += 1;
@@ -270,14 +276,17 @@ export class GroupCommitProducer {
     this.maybeFlush();
     await this.waitIdle(this.closeTimeoutMs);
     this.shutDown = true;
-    const closedError = new KafkaUnavailableError(
-      'closed',
-      'Kafka producer closed before the message was acknowledged',
-    );
+    const closedError = (maybeWritten: boolean) =>
+      new KafkaUnavailableError('closed', 'Kafka producer closed before the message was acknowledged', {
+        maybeWritten,
+        settled: this.inflightSettled,
+      });
     const leftovers = this.queue.splice(0);
     if (leftovers.length > 0) this.queuedGauge.dec(leftovers.length);
-    for (const entry of leftovers) this.settle(entry, closedError);
-    for (const entry of this.inflight ?? []) this.settle(entry, closedError);
+    const neverSent = closedError(false);
+    for (const entry of leftovers) this.settle(entry, neverSent);
+    const inKafkajs = closedError(true);
+    for (const entry of this.inflight ?? []) this.settle(entry, inKafkajs);
     this.clearTimers();
     const producer = this.producer;
     this.producer = null;
@@ -350,7 +359,7 @@ export class GroupCommitProducer {
     this.counts.lastBatch = batch.length;
     this.batchSizeHistogram.observe(batch.length);
     const stopTimer = this.durationHistogram.startTimer();
-    this.runBatch(batch)
+    this.inflightSettled = this.runBatch(batch)
       .then(
         (acks) => this.onAcknowledged(batch, acks),
         (err: unknown) => this.onFailed(batch, err),
@@ -366,6 +375,7 @@ export class GroupCommitProducer {
   }
 
   private async runBatch(batch: Pending[]): Promise<RecordMetadata[]> {
+    // Its failures carry maybeWritten: false — nothing was handed to kafkajs.
     const producer = await this.acquireProducer();
     const sending = producer.sendBatch({
       acks: -1,
@@ -380,6 +390,7 @@ export class GroupCommitProducer {
         new KafkaUnavailableError(
           'timeout',
           `kafkajs did not settle a produce within ${this.abandonAfterMs} ms; producer discarded`,
+          { maybeWritten: true },
         ),
     );
   }
@@ -396,8 +407,10 @@ export class GroupCommitProducer {
     const error =
       err instanceof KafkaUnavailableError
         ? err
-        : new KafkaUnavailableError('send-failed', `Kafka produce failed: ${errorMessage(err)}`, {
+        : // kafkajs may have appended the batch before failing (a lost acknowledgment).
+          new KafkaUnavailableError('send-failed', `Kafka produce failed: ${errorMessage(err)}`, {
             cause: err,
+            maybeWritten: true,
           });
     this.logger.warn(
       { err: error, batchSize: batch.length, reason: error.reason },
@@ -423,7 +436,9 @@ export class GroupCommitProducer {
   /** Returns the connected kafkajs producer, creating and connecting one if needed (bounded). */
   private acquireProducer(): Promise<KafkaProducerPort> {
     if (this.shutDown) {
-      return Promise.reject(new KafkaUnavailableError('closed', 'Kafka producer is closed'));
+      return Promise.reject(
+        new KafkaUnavailableError('closed', 'Kafka producer is closed', { maybeWritten: false }),
+      );
     }
     if (this.producer !== null) return Promise.resolve(this.producer);
     if (this.connecting !== null) return this.connecting;
@@ -444,13 +459,14 @@ export class GroupCommitProducer {
         new KafkaUnavailableError(
           'connect-failed',
           `Kafka producer did not connect within ${this.connectTimeoutMs} ms`,
+          { maybeWritten: false },
         ),
     ).then(
       () => {
         this.connecting = null;
         if (this.shutDown) {
           void this.disconnectQuietly(producer);
-          throw new KafkaUnavailableError('closed', 'Kafka producer is closed');
+          throw new KafkaUnavailableError('closed', 'Kafka producer is closed', { maybeWritten: false });
         }
         this.producer = producer;
         return producer;
@@ -463,9 +479,7 @@ export class GroupCommitProducer {
           : new KafkaUnavailableError(
               'connect-failed',
               `Kafka producer connect failed: ${errorMessage(err)}`,
-              {
-                cause: err,
-              },
+              { cause: err, maybeWritten: false },
             );
       },
     );
@@ -517,13 +531,15 @@ export class GroupCommitProducer {
    */
   private expireOverdue(): void {
     const now = Date.now();
-    const error = new KafkaUnavailableError(
-      'timeout',
-      `Kafka did not acknowledge within ${this.sendTimeoutMs} ms`,
-    );
+    const timeout = (maybeWritten: boolean) =>
+      new KafkaUnavailableError('timeout', `Kafka did not acknowledge within ${this.sendTimeoutMs} ms`, {
+        maybeWritten,
+        settled: this.inflightSettled,
+      });
+    const inKafkajs = timeout(true);
     for (const entry of this.inflight ?? []) {
       if (entry.deadline > now) break;
-      this.settle(entry, error);
+      this.settle(entry, inKafkajs);
     }
     let overdue = 0;
     while (overdue < this.queue.length && (this.queue[overdue]?.deadline ?? Infinity) <= now) {
@@ -532,7 +548,8 @@ export class GroupCommitProducer {
     if (overdue === 0) return;
     const expired = this.queue.splice(0, overdue);
     this.queuedGauge.dec(overdue);
-    for (const entry of expired) this.settle(entry, error);
+    const neverSent = timeout(false);
+    for (const entry of expired) this.settle(entry, neverSent);
     this.notifyIdle();
   }
 
