@@ -53,6 +53,8 @@ kubectl: ## Install kubectl + helm (cached, linked in .stack/bin) and print its 
 bench: build ## Load scenarios vs a bare-Fastify floor: make bench [SCENARIOS="like-write-spread counter-read"]
 	@bash hack/stack.sh up
 	@bash hack/dev-env.sh >/dev/null
+	@# The services of `make up` would share the two cores and the writer's consumer group.
+	@bash hack/services.sh down
 	@node bench/dist/run.js $(SCENARIOS)
 
 test: build ## Lint, typecheck, unit and integration tests against the real stack (starts and stops what it needs)

@@ -9,6 +9,8 @@ export interface Scenario {
   service: 'like' | 'counter';
   verify: 'likes' | 'counters' | 'uniques' | 'none';
   next: () => PlannedRequest;
+  /** Requests sent once, in order, before the warm-up (e.g. reads that bring every name into Redis). */
+  prepare?: () => PlannedRequest[];
 }
 
 const SPREAD_POSTS = 1_000;

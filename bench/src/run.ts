@@ -88,6 +88,20 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
       ready: () => httpOk(`http://127.0.0.1:${floorPort}/ready`),
     }),
   );
+  // The counter app with constant answers (see counter-app-floor.ts), for the counter scenarios.
+  let appFloorPort: number | undefined;
+  if (scenarios.some((scenario) => scenario.service === 'counter')) {
+    const port = await freePort();
+    processes.push(
+      await startProcess({
+        name: 'counter-app-floor',
+        script: `${repoRoot}bench/dist/counter-app-floor.js`,
+        env: { PORT: String(port), JWT_HS256_SECRET: devEnv['JWT_HS256_SECRET'] ?? '' },
+        ready: () => httpOk(`http://127.0.0.1:${port}/openapi.json`),
+      }),
+    );
+    appFloorPort = port;
+  }
   const services = new Map<'like' | 'counter', Ports>();
   for (const service of new Set(scenarios.map((scenario) => scenario.service))) {
     services.set(service, await startService(service));
@@ -113,7 +127,13 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
     for (const scenario of scenarios) {
       const ports = services.get(scenario.service);
       if (ports === undefined) throw new Error(`${scenario.service} was not started`);
-      await measure(scenario, floorPort, ports, pools.primary);
+      await measure(
+        scenario,
+        floorPort,
+        scenario.service === 'counter' ? appFloorPort : undefined,
+        ports,
+        pools.primary,
+      );
     }
   } finally {
     await pools.close();
@@ -123,6 +143,7 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
 async function measure(
   scenario: Scenario,
   floorPort: number,
+  appFloorPort: number | undefined,
   ports: Ports,
   primary: MysqlPool,
 ): Promise<void> {
@@ -134,6 +155,16 @@ async function measure(
       next: scenario.next,
     });
   const floor = await load(floorPort, durationSeconds);
+  const appFloor = appFloorPort === undefined ? undefined : await load(appFloorPort, durationSeconds);
+  for (const request of scenario.prepare?.() ?? []) {
+    const response = await fetch(`http://127.0.0.1:${ports.http}${request.path}`, {
+      method: request.method,
+      headers: { ...request.headers, 'content-type': 'application/json' },
+      ...(request.body === undefined ? {} : { body: request.body }),
+    });
+    if (!response.ok)
+      throw new Error(`${scenario.name}: preparing ${request.path} answered ${response.status}`);
+  }
   const warmup = await load(ports.http, warmupSeconds);
   const result = await load(ports.http, durationSeconds);
   const errors = result.errors + warmup.errors;
@@ -150,6 +181,10 @@ async function measure(
           : undefined;
   if (verified !== undefined) process.stdout.write(`VERIFY scenario=${scenario.name} ${verified}\n`);
   const ratio = floor.rps > 0 ? result.rps / floor.rps : 0;
+  if (appFloor !== undefined)
+    process.stdout.write(
+      `APPFLOOR scenario=${scenario.name} app_floor_rps=${appFloor.rps} app_floor_p99_ms=${appFloor.p99Ms} app_floor_ratio=${(appFloor.rps / floor.rps).toFixed(2)} service_to_app_floor=${(result.rps / appFloor.rps).toFixed(2)}\n`,
+    );
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );

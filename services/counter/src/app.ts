@@ -125,7 +125,7 @@ export async function buildApp(deps: CounterAppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const limitUsers = await installRateLimits(app, {
+  const limitUsers = installRateLimits(app, {
     limits: {
       perIp: settings.rateLimitPerIp,
       perUser: settings.rateLimitPerUser,

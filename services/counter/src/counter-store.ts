@@ -30,9 +30,12 @@ import {
   type InvalidationReason,
   type WritePath,
 } from './metrics.js';
+import { IncrementCoalescer } from './increment-coalescer.js';
 import { mysqlApplyDelta, mysqlValues } from './mysql-counters.js';
+import { MAX_DELTA } from './schemas/counters.js';
 import { COUNTER_SCRIPTS, isColdReply, parseIncrResult, type IncrResult, type ReadReply } from './scripts.js';
 import type { SlotMap } from './slot-map.js';
+import { TickBatcher } from './tick-batcher.js';
 
 /** A counter as callers see it. */
 export interface CounterValue {
@@ -107,6 +110,8 @@ interface Shard {
   client: RedisShardClient;
   scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>;
   policy: DependencyPolicy;
+  /** The reads of one event-loop turn, as one script call. */
+  reads: TickBatcher<CounterKeys, ReadReply>;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -115,13 +120,16 @@ interface Shard {
 }
 
 const MAX_INCR_ATTEMPTS = 3;
+/** Reads of one shard answered by one script call at most (a few hundred microseconds of Lua). */
+const READ_BATCH = 256;
 /** Warm markers of unique-user day sets (see uniques-store.ts). */
 const UNIQUE_MARKER_PATTERN = 'uq:*:g:????-??-??';
 
 /**
  * The counter domain. Handlers call this, never clients.
  *
- * Write: route name → slot → shard (slot map) → idempotent Lua increment (request id = event id,
+ * Write: increments of one counter arriving in the same event-loop turn are coalesced into one
+ * (IncrementCoalescer) → route name → slot → shard (slot map) → idempotent Lua increment (request id = event id,
  * so an ioredis re-send after a reconnect is applied once) → cold? warm behind the writer barrier
  * (single-flight) and retry → produce the delta event, await the ack → clear the pending entry
  * (and invalidate if the hash was re-warmed meanwhile) → answer with the new value.
@@ -142,6 +150,7 @@ export class CounterStore {
   private readonly logger: Logger;
   private readonly options: Required<CounterStoreOptions>;
   private readonly warming = new Map<string, Promise<boolean>>();
+  private readonly coalescer: IncrementCoalescer<WritePath>;
   private readonly repairTimer: NodeJS.Timeout;
   private readonly detach: (() => void)[] = [];
   private repairing = false;
@@ -197,6 +206,13 @@ export class CounterStore {
           },
           policyDeps,
         ),
+        reads: new TickBatcher(
+          (batch) =>
+            this.redis(shard, () =>
+              shard.scripts.ctrReadMany(batch.flatMap((keys) => [keys.value, keys.pending])),
+            ),
+          READ_BATCH,
+        ),
         dirty: new Set(),
         invalidateAll: false,
         invalidateReason: 'repair',
@@ -218,6 +234,10 @@ export class CounterStore {
       this.shards.set(client.shard, shard);
       if (client.masterName !== undefined) this.shards.set(client.masterName, shard);
     }
+    this.coalescer = new IncrementCoalescer(
+      (name, delta, requests) => this.addGroup(name, delta, requests),
+      MAX_DELTA,
+    );
     this.repairTimer = setInterval(() => void this.repair(), this.options.repairIntervalMs);
     this.repairTimer.unref();
   }
@@ -228,6 +248,15 @@ export class CounterStore {
    * @throws HttpProblem 503 when neither Redis + Kafka nor MySQL can take it, or without a slot map.
    */
   async add(name: string, delta: number): Promise<AddOutcome> {
+    const { value, path } = await this.coalescer.add(name, delta);
+    return { name, value, path };
+  }
+
+  /**
+   * One increment carrying the summed `delta` of `requests` coalesced requests (see
+   * IncrementCoalescer): one request id, one script, one event. Resolves with the value after it.
+   */
+  private async addGroup(name: string, delta: number, requests: number): Promise<AddOutcome> {
     const map = this.slotMap();
     const slot = slotOf(name);
     const route = map.route(slot);
@@ -241,13 +270,13 @@ export class CounterStore {
       incr = await this.incrWarm(shard, name, slot, keys, delta, eventId, migrating);
     } catch (err) {
       if (err instanceof RedisPathError) {
-        this.metrics.fallbacks.inc({ reason: 'redis_unavailable' });
+        this.metrics.fallbacks.inc({ reason: 'redis_unavailable' }, requests);
         this.markDirty(map, name);
-        return this.mysqlWrite(map, name, delta, eventId, 'mysql_direct');
+        return this.mysqlWrite(map, name, delta, eventId, 'mysql_direct', requests);
       }
       if (err instanceof WarmUnavailableError) {
-        this.metrics.fallbacks.inc({ reason: 'warm_unavailable' });
-        return this.mysqlWrite(map, name, delta, eventId, 'mysql_fallback');
+        this.metrics.fallbacks.inc({ reason: 'warm_unavailable' }, requests);
+        return this.mysqlWrite(map, name, delta, eventId, 'mysql_fallback', requests);
       }
       throw err;
     }
@@ -262,9 +291,9 @@ export class CounterStore {
       const fate = sendFate(err, sending);
       if (fate === undefined) throw err;
       await this.undo(map, shard, name, slot, keys, delta, eventId, incr.gen);
-      if (fate.kind === 'unknown') return this.outcomeUnknown(name, fate.settled, err);
-      this.metrics.fallbacks.inc({ reason: fate.reason });
-      return this.mysqlWrite(map, name, delta, eventId, 'mysql_fallback');
+      if (fate.kind === 'unknown') return this.outcomeUnknown(name, fate.settled, err, requests);
+      this.metrics.fallbacks.inc({ reason: fate.reason }, requests);
+      return this.mysqlWrite(map, name, delta, eventId, 'mysql_fallback', requests);
     }
 
     try {
@@ -279,7 +308,7 @@ export class CounterStore {
       if (!(err instanceof RedisPathError)) throw err;
       this.markDirty(map, name);
     }
-    this.metrics.writes.inc({ path: 'redis' });
+    this.metrics.writes.inc({ path: 'redis' }, requests);
     if (!migrating) return { name, value: incr.value, path: 'redis' };
     const [total] = await this.read([name]);
     return { name, value: total?.value ?? incr.value, path: 'redis' };
@@ -475,7 +504,7 @@ export class CounterStore {
   }
 
   private readKey(shard: Shard, keys: CounterKeys): Promise<ReadReply> {
-    return this.redis(shard, () => shard.scripts.ctrRead([keys.value, keys.pending]));
+    return shard.reads.submit(keys);
   }
 
   /**
@@ -522,8 +551,8 @@ export class CounterStore {
    * the caller is told the outcome is unknown. Redis was undone; the writer applies the event if it
    * landed, so the key is made cold now and again once kafkajs gave up on the request.
    */
-  private outcomeUnknown(name: string, settled: Promise<void>, cause: unknown): never {
-    this.metrics.unknownOutcomes.inc();
+  private outcomeUnknown(name: string, settled: Promise<void>, cause: unknown, requests: number): never {
+    this.metrics.unknownOutcomes.inc(requests);
     this.logger.warn(
       { err: cause, name },
       'Kafka neither acknowledged nor refused the delta; outcome unknown',
@@ -547,6 +576,7 @@ export class CounterStore {
     delta: number,
     eventId: string,
     path: Exclude<WritePath, 'redis'>,
+    requests: number,
   ): Promise<AddOutcome> {
     let value: number;
     try {
@@ -557,7 +587,7 @@ export class CounterStore {
     }
     // Redis no longer has the truth for this counter (the delta is in MySQL only): make it cold.
     await this.invalidate(map, name, 'fallback');
-    this.metrics.writes.inc({ path });
+    this.metrics.writes.inc({ path }, requests);
     return { name, value, path };
   }
 

@@ -75,12 +75,21 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 0
 `;
 
-/** Read-only: {0} cold (missing, or an expired pending entry), else {1, value, m}. */
-const READ = `${NOW_MS}
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return {0} end
-if redis.call('ZCOUNT', KEYS[2], '-inf', now_ms) > 0 then return {0} end
-return {1, v, redis.call('HGET', KEYS[1], 'm') or '0'}
+/**
+ * Read-only, for a batch of counters: KEYS are `value, pending` pairs; one reply per pair, {0} cold
+ * (missing, or an expired pending entry), else {1, value, m}.
+ */
+const READ_MANY = `${NOW_MS}
+local out = {}
+for i = 1, #KEYS, 2 do
+  local v = redis.call('HGET', KEYS[i], 'v')
+  if not v or redis.call('ZCOUNT', KEYS[i + 1], '-inf', now_ms) > 0 then
+    out[#out + 1] = {0}
+  else
+    out[#out + 1] = {1, v, redis.call('HGET', KEYS[i], 'm') or '0'}
+  end
+end
+return out
 `;
 
 /**
@@ -97,7 +106,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
-/** Reply of `ctrRead`. */
+/** Reply of `ctrReadMany`, per counter. */
 export type ReadReply = { cold: true } | { cold: false; value: number; partial: boolean };
 
 /** The parsed result of an increment: new value of this hash, whether it is a migration partial, its gen. */
@@ -125,12 +134,17 @@ export function parseIncrResult(result: string): IncrResult {
   };
 }
 
+function parseReadMany(reply: unknown): ReadReply[] {
+  if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrReadMany: bad reply');
+  return reply.map(parseRead);
+}
+
 function parseRead(reply: unknown): ReadReply {
   if (!Array.isArray(reply) || reply.length === 0)
-    throw new RedisReplyError('BADREPLY', 'ctrRead: bad reply');
-  if (integer(reply[0], 'ctrRead') === 0) return { cold: true };
+    throw new RedisReplyError('BADREPLY', 'ctrReadMany: bad reply');
+  if (integer(reply[0], 'ctrReadMany') === 0) return { cold: true };
   const m: unknown = reply[2];
-  return { cold: false, value: integer(reply[1], 'ctrRead.value'), partial: String(m) === '1' };
+  return { cold: false, value: integer(reply[1], 'ctrReadMany.value'), partial: String(m) === '1' };
 }
 
 /** The scripts, for `RedisShardClient.defineScripts`. */
@@ -138,6 +152,6 @@ export const COUNTER_SCRIPTS = {
   ctrIncr: idempotentScript(INCR_BODY, 2),
   ctrUndo: idempotentScript(UNDO_BODY, 2),
   ctrAcked: { lua: ACKED, numberOfKeys: 2, parse: (r: unknown) => integer(r, 'ctrAcked') === 1 },
-  ctrRead: { lua: READ, numberOfKeys: 2, parse: parseRead },
+  ctrReadMany: { lua: READ_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseReadMany },
   ctrFill: { lua: FILL, numberOfKeys: 2, parse: (r: unknown) => integer(r, 'ctrFill') === 1 },
 } satisfies Record<string, ScriptDefinition<unknown>>;

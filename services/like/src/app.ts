@@ -119,7 +119,7 @@ export async function buildApp(deps: LikeAppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const limitUsers = await installRateLimits(app, {
+  const limitUsers = installRateLimits(app, {
     limits: {
       perIp: settings.rateLimitPerIp,
       perUser: settings.rateLimitPerUser,

@@ -138,7 +138,7 @@ describe('installRateLimits (Fastify, real Redis)', () => {
     const app = await createBaseApp({ logger, registry: new Registry() });
     const prefix = `hs-test-rl-app-${randomBytes(4).toString('hex')}:`;
     try {
-      const limitUsers = await installRateLimits(app, {
+      const limitUsers = installRateLimits(app, {
         limits: { perIp: 4, perUser: 2, windowMs: WINDOW_MS, syncMs: 20 },
         prefix,
         redis,

@@ -86,7 +86,10 @@ return {1, idem_result}
  * keys `[idempotencyKey(tag, requestId), ...dataKeys]` and args `[ttlMs, ...bodyArgs]`;
  * `numberOfDataKeys` counts the data keys only (the record key is added).
  */
-export function idempotentScript(body: string, numberOfDataKeys: number): ScriptDefinition<IdempotentResult> {
+export function idempotentScript(
+  body: string,
+  numberOfDataKeys: number,
+): ScriptDefinition<IdempotentResult> & { numberOfKeys: number } {
   return { lua: idempotentLua(body), numberOfKeys: numberOfDataKeys + 1, parse: parseIdempotentReply };
 }
 

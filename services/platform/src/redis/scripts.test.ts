@@ -23,6 +23,19 @@ describe('defineScripts', () => {
     await expect(hsIncr(['a', 'b'])).rejects.toThrow(RangeError);
   });
 
+  it('takes groups of keys for a batch script: a positive multiple of the group, checked before sending', async () => {
+    const { hsBatch } = defineScripts(client, {
+      hsBatch: { lua: 'return #KEYS', numberOfKeys: { multipleOf: 2 } },
+    });
+    await expect(hsBatch([])).rejects.toThrow(/positive multiple of 2 keys, got 0/);
+    await expect(hsBatch(['a', 'b', 'c'])).rejects.toThrow(/positive multiple of 2 keys, got 3/);
+    // Four keys pass the check and reach the (never connected) client.
+    await expect(hsBatch(['a', 'b', 'c', 'd'])).rejects.not.toThrow(RangeError);
+    expect(() =>
+      defineScripts(client, { hsBadGroup: { lua: 'return 1', numberOfKeys: { multipleOf: 0 } } }),
+    ).toThrow(RangeError);
+  });
+
   it('allows the same script twice but not a different source under a taken name', () => {
     const lua = "return redis.call('INCR', KEYS[1])";
     expect(() => defineScripts(client, { hsIncr: { lua, numberOfKeys: 1 } })).not.toThrow();

@@ -5,8 +5,11 @@ import { toRedisError } from './errors.js';
 /** One Lua script: its source, how many of its arguments are keys, and how to read its reply. */
 export interface ScriptDefinition<R = unknown> {
   lua: string;
-  /** Exact number of keys every call passes (KEYS[1..n]); checked before sending. */
-  numberOfKeys: number;
+  /**
+   * Exact number of keys every call passes (KEYS[1..n]), or `{ multipleOf: k }` for a script that
+   * takes one or more groups of k keys (a batch); checked before sending.
+   */
+  numberOfKeys: number | { multipleOf: number };
   /** Turns the raw reply into the caller's type; may throw to reject a malformed reply. */
   parse?: (reply: unknown) => R;
 }
@@ -54,8 +57,15 @@ export function defineScripts<D extends Record<string, ScriptDefinition<unknown>
     if (known === undefined) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
         throw new TypeError(`Script name "${name}" is not an identifier`);
-      if (!Number.isInteger(definition.numberOfKeys) || definition.numberOfKeys < 0) {
-        throw new RangeError(`Script ${name}: numberOfKeys must be a non-negative integer`);
+      const count = definition.numberOfKeys;
+      const valid =
+        typeof count === 'number'
+          ? Number.isInteger(count) && count >= 0
+          : Number.isInteger(count.multipleOf) && count.multipleOf >= 1;
+      if (!valid) {
+        throw new RangeError(
+          `Script ${name}: numberOfKeys must be a non-negative integer or { multipleOf: k ≥ 1 }`,
+        );
       }
       names.set(name, definition.lua);
     } else if (known !== definition.lua) {
@@ -74,9 +84,15 @@ function makeInvoker<R>(
 ): ScriptInvoker<R> {
   const parse = definition.parse ?? ((reply: unknown) => reply as R);
   const sha = createHash('sha1').update(definition.lua).digest('hex');
+  const count = definition.numberOfKeys;
+  const keysFit =
+    typeof count === 'number'
+      ? (n: number) => n === count
+      : (n: number) => n > 0 && n % count.multipleOf === 0;
+  const expected = typeof count === 'number' ? String(count) : `a positive multiple of ${count.multipleOf}`;
   return async (keys, args = []) => {
-    if (keys.length !== definition.numberOfKeys) {
-      throw new RangeError(`Script ${name} takes ${definition.numberOfKeys} keys, got ${keys.length}`);
+    if (!keysFit(keys.length)) {
+      throw new RangeError(`Script ${name} takes ${expected} keys, got ${keys.length}`);
     }
     let reply: unknown;
     try {
