@@ -105,6 +105,13 @@ export interface CounterStoreDeps {
   options: CounterStoreOptions;
 }
 
+/** An acknowledged increment whose pending entry is to be cleared (and its generation checked). */
+interface PendingAck {
+  keys: CounterKeys;
+  gen: string;
+  eventId: string;
+}
+
 interface Shard {
   name: string;
   client: RedisShardClient;
@@ -112,6 +119,8 @@ interface Shard {
   policy: DependencyPolicy;
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
+  /** The post-ack checks of one event-loop turn, as one script call. */
+  acks: TickBatcher<PendingAck, boolean>;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -120,7 +129,7 @@ interface Shard {
 }
 
 const MAX_INCR_ATTEMPTS = 3;
-/** Reads of one shard answered by one script call at most (a few hundred microseconds of Lua). */
+/** Reads (or post-ack checks) of one shard per script call at most (a few hundred µs of Lua). */
 const READ_BATCH = 256;
 /** Warm markers of unique-user day sets (see uniques-store.ts). */
 const UNIQUE_MARKER_PATTERN = 'uq:*:g:????-??-??';
@@ -213,6 +222,16 @@ export class CounterStore {
             ),
           READ_BATCH,
         ),
+        acks: new TickBatcher(
+          (batch) =>
+            this.redis(shard, () =>
+              shard.scripts.ctrAckedMany(
+                batch.flatMap(({ keys }) => [keys.value, keys.pending]),
+                batch.flatMap(({ gen, eventId }) => [gen, eventId]),
+              ),
+            ),
+          READ_BATCH,
+        ),
         dirty: new Set(),
         invalidateAll: false,
         invalidateReason: 'repair',
@@ -297,9 +316,8 @@ export class CounterStore {
     }
 
     try {
-      const same = await this.redis(shard, () =>
-        shard.scripts.ctrAcked([keys.value, keys.pending], [incr.gen, eventId]),
-      );
+      // Batched with the other acks of this turn (one script call per shard).
+      const same = await shard.acks.submit({ keys, gen: incr.gen, eventId });
       if (!same) {
         this.metrics.invalidations.inc({ reason: 'generation' });
         if (migrating) this.markDirty(map, name);

@@ -64,15 +64,23 @@ return 1
 `;
 
 /**
- * ARGV: gen, eventId. After the ack: clears the pending entry; if the hash is no longer the
- * generation the increment went to (re-warmed meanwhile, possibly from a snapshot without this
- * delta), deletes it so the next access re-warms behind the writer. Returns 1 same, 0 invalidated.
+ * After the acks of a batch of increments: KEYS are `value, pending` pairs, ARGV `gen, eventId`
+ * pairs. For each: clears the pending entry; if the hash is no longer the generation the increment
+ * went to (re-warmed meanwhile, possibly from a snapshot without this delta), deletes it so the next
+ * access re-warms behind the writer. One reply per pair: 1 same, 0 invalidated.
  */
-const ACKED = `
-redis.call('ZREM', KEYS[2], ARGV[2])
-if (redis.call('HGET', KEYS[1], 'g') or '') == ARGV[1] then return 1 end
-redis.call('DEL', KEYS[1], KEYS[2])
-return 0
+const ACKED_MANY = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  redis.call('ZREM', KEYS[i + 1], ARGV[i + 1])
+  if (redis.call('HGET', KEYS[i], 'g') or '') == ARGV[i] then
+    out[#out + 1] = 1
+  else
+    redis.call('DEL', KEYS[i], KEYS[i + 1])
+    out[#out + 1] = 0
+  end
+end
+return out
 `;
 
 /**
@@ -134,6 +142,11 @@ export function parseIncrResult(result: string): IncrResult {
   };
 }
 
+function parseAckedMany(reply: unknown): boolean[] {
+  if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrAckedMany: bad reply');
+  return reply.map((r) => integer(r, 'ctrAckedMany') === 1);
+}
+
 function parseReadMany(reply: unknown): ReadReply[] {
   if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrReadMany: bad reply');
   return reply.map(parseRead);
@@ -151,7 +164,7 @@ function parseRead(reply: unknown): ReadReply {
 export const COUNTER_SCRIPTS = {
   ctrIncr: idempotentScript(INCR_BODY, 2),
   ctrUndo: idempotentScript(UNDO_BODY, 2),
-  ctrAcked: { lua: ACKED, numberOfKeys: 2, parse: (r: unknown) => integer(r, 'ctrAcked') === 1 },
+  ctrAckedMany: { lua: ACKED_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseAckedMany },
   ctrReadMany: { lua: READ_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseReadMany },
   ctrFill: { lua: FILL, numberOfKeys: 2, parse: (r: unknown) => integer(r, 'ctrFill') === 1 },
 } satisfies Record<string, ScriptDefinition<unknown>>;
