@@ -25,10 +25,7 @@ const app = await buildApp({
     bodyLimitBytes: 65_536,
     requestTimeoutMs: 10_000,
     // As the bench runs the service: limits counted, never reached.
-    rateLimitPerUser: 100_000_000,
-    rateLimitPerIp: 100_000_000,
-    rateLimitWindowMs: 60_000,
-    rateLimitSyncMs: 100,
+    rateLimits: { perIp: 100_000_000, perUser: 100_000_000, windowMs: 60_000, syncMs: 100 },
     presence: { windowMs: 60_000 },
     uniques: { topic: 'unused', writerGroupId: 'unused', retentionDays: 1, warmWaitMs: 1, kafkaTimeoutMs: 1 },
     store: {

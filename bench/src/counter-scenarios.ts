@@ -32,6 +32,7 @@ export function counterScenarios(
     {
       name: 'counter-incr-spread',
       service: 'counter',
+      appFloor: true,
       verify: 'counters',
       prepare: warmEveryName,
       next: () => {
@@ -42,6 +43,7 @@ export function counterScenarios(
     {
       name: 'counter-incr-hot',
       service: 'counter',
+      appFloor: true,
       verify: 'counters',
       next: () => {
         const name = `${runId}-hot`;
@@ -51,6 +53,7 @@ export function counterScenarios(
     {
       name: 'counter-read',
       service: 'counter',
+      appFloor: true,
       verify: 'none',
       prepare: warmEveryName,
       next: () => ({ method: 'GET', path: `/v1/counters/${spreadName(read++)}`, headers: reader }),

@@ -9,6 +9,8 @@ export interface Scenario {
   service: 'like' | 'counter';
   verify: 'likes' | 'counters' | 'uniques' | 'none';
   next: () => PlannedRequest;
+  /** Also measured against the service's app floor (its HTTP stack with constant answers). */
+  appFloor?: boolean;
   /** Requests sent once, in order, before the warm-up (e.g. reads that bring every name into Redis). */
   prepare?: () => PlannedRequest[];
 }

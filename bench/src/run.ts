@@ -90,7 +90,7 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
   );
   // The counter app with constant answers (see counter-app-floor.ts), for the counter scenarios.
   let appFloorPort: number | undefined;
-  if (scenarios.some((scenario) => scenario.service === 'counter')) {
+  if (scenarios.some((scenario) => scenario.appFloor === true)) {
     const port = await freePort();
     processes.push(
       await startProcess({
@@ -130,7 +130,7 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
       await measure(
         scenario,
         floorPort,
-        scenario.service === 'counter' ? appFloorPort : undefined,
+        scenario.appFloor === true ? appFloorPort : undefined,
         ports,
         pools.primary,
       );
@@ -156,6 +156,10 @@ async function measure(
     });
   const floor = await load(floorPort, durationSeconds);
   const appFloor = appFloorPort === undefined ? undefined : await load(appFloorPort, durationSeconds);
+  if (appFloor !== undefined && appFloor.errors > 0)
+    throw new Error(
+      `${scenario.name}: the app floor answered ${appFloor.errors} errors ${JSON.stringify(appFloor.statusCounts)}`,
+    );
   for (const request of scenario.prepare?.() ?? []) {
     const response = await fetch(`http://127.0.0.1:${ports.http}${request.path}`, {
       method: request.method,

@@ -7,6 +7,7 @@ import {
   createBaseApp,
   installAuth,
   installRateLimits,
+  type RateLimitSettings,
   type MysqlRouter,
   type RedisShardClient,
   type TokenVerifier,
@@ -30,12 +31,8 @@ import { docsRoutes } from './routes/docs.js';
 export interface CounterAppSettings {
   bodyLimitBytes: number;
   requestTimeoutMs: number;
-  /** Requests per user / per IP per window; 0 disables that limit. */
-  rateLimitPerUser: number;
-  rateLimitPerIp: number;
-  rateLimitWindowMs: number;
-  /** How often the rate-limit counts are shared through Redis. */
-  rateLimitSyncMs: number;
+  /** Requests per IP / per user and window (0 disables one); counts shared through Redis. */
+  rateLimits: RateLimitSettings;
   store: CounterStoreOptions;
   presence: PresenceOptions;
   uniques: UniquesOptions;
@@ -126,12 +123,7 @@ export async function buildApp(deps: CounterAppDeps): Promise<FastifyInstance> {
   });
 
   const limitUsers = installRateLimits(app, {
-    limits: {
-      perIp: settings.rateLimitPerIp,
-      perUser: settings.rateLimitPerUser,
-      windowMs: settings.rateLimitWindowMs,
-      syncMs: settings.rateLimitSyncMs,
-    },
+    limits: settings.rateLimits,
     prefix: 'hs:counter:rl:',
     redis: deps.rateLimitRedis,
     logger: deps.logger,

@@ -6,10 +6,12 @@ export function appSettings(config: CounterConfig): CounterAppSettings {
   return {
     bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
-    rateLimitPerUser: config.RATE_LIMIT_PER_USER,
-    rateLimitPerIp: config.RATE_LIMIT_PER_IP,
-    rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
-    rateLimitSyncMs: config.RATE_LIMIT_SYNC_MS,
+    rateLimits: {
+      perIp: config.RATE_LIMIT_PER_IP,
+      perUser: config.RATE_LIMIT_PER_USER,
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      syncMs: config.RATE_LIMIT_SYNC_MS,
+    },
     presence: { windowMs: config.PRESENCE_WINDOW_MS },
     uniques: {
       topic: config.UNIQUES_TOPIC,

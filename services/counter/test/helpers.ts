@@ -289,10 +289,7 @@ export async function createTestContext(
   const settings: CounterAppSettings = {
     bodyLimitBytes: 65_536,
     requestTimeoutMs: 15_000,
-    rateLimitPerUser: 0,
-    rateLimitPerIp: 0,
-    rateLimitWindowMs: 60_000,
-    rateLimitSyncMs: 100,
+    rateLimits: { perIp: 0, perUser: 0, windowMs: 60_000, syncMs: 100 },
     presence: { windowMs: options.presenceWindowMs ?? 60_000 },
     uniques: {
       topic: uniquesTopic,

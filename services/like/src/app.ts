@@ -8,6 +8,7 @@ import {
   createBaseApp,
   installAuth,
   installRateLimits,
+  type RateLimitSettings,
   type MysqlRouter,
   type RedisShardClient,
   type TokenVerifier,
@@ -26,12 +27,8 @@ export interface LikeAppSettings {
   requestTimeoutMs: number;
   adminToken: string;
   devMode: boolean;
-  /** Requests per user / per IP per window; 0 disables that limit. */
-  rateLimitPerUser: number;
-  rateLimitPerIp: number;
-  rateLimitWindowMs: number;
-  /** How often the rate-limit counts are shared through Redis. */
-  rateLimitSyncMs: number;
+  /** Requests per IP / per user and window (0 disables one); counts shared through Redis. */
+  rateLimits: RateLimitSettings;
   /** Allowed CORS origins; none = no CORS headers at all. */
   corsOrigins: readonly string[];
   store: LikeStoreOptions;
@@ -120,12 +117,7 @@ export async function buildApp(deps: LikeAppDeps): Promise<FastifyInstance> {
   });
 
   const limitUsers = installRateLimits(app, {
-    limits: {
-      perIp: settings.rateLimitPerIp,
-      perUser: settings.rateLimitPerUser,
-      windowMs: settings.rateLimitWindowMs,
-      syncMs: settings.rateLimitSyncMs,
-    },
+    limits: settings.rateLimits,
     prefix: 'hs:like:rl:',
     redis: deps.rateLimitRedis,
     logger: deps.logger,

@@ -8,10 +8,12 @@ export function appSettings(config: LikeConfig): LikeAppSettings {
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     adminToken: config.ADMIN_TOKEN,
     devMode: config.LIKE_DEV_MODE,
-    rateLimitPerUser: config.RATE_LIMIT_PER_USER,
-    rateLimitPerIp: config.RATE_LIMIT_PER_IP,
-    rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
-    rateLimitSyncMs: config.RATE_LIMIT_SYNC_MS,
+    rateLimits: {
+      perIp: config.RATE_LIMIT_PER_IP,
+      perUser: config.RATE_LIMIT_PER_USER,
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      syncMs: config.RATE_LIMIT_SYNC_MS,
+    },
     corsOrigins: config.CORS_ORIGINS ?? [],
     store: {
       topic: config.LIKE_TOPIC,

@@ -231,10 +231,7 @@ export function defaultSettings(ctx: {
     requestTimeoutMs: 10_000,
     adminToken: ctx.adminToken,
     devMode: false,
-    rateLimitPerUser: 0,
-    rateLimitPerIp: 0,
-    rateLimitWindowMs: 60_000,
-    rateLimitSyncMs: 100,
+    rateLimits: { perIp: 0, perUser: 0, windowMs: 60_000, syncMs: 100 },
     corsOrigins: [],
     store: storeOptions(ctx.topic, ctx.groupId),
   };
