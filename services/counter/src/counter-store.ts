@@ -276,6 +276,7 @@ export class CounterStore {
    * IncrementCoalescer): one request id, one script, one event. Resolves with the value after it.
    */
   private async addGroup(name: string, delta: number, requests: number): Promise<AddOutcome> {
+    this.metrics.groupSize.observe(requests);
     const map = this.slotMap();
     const slot = slotOf(name);
     const route = map.route(slot);

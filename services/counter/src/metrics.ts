@@ -27,6 +27,7 @@ export interface CounterMetrics {
   invalidations: Counter<'reason'>;
   replays: Counter;
   unknownOutcomes: Counter;
+  groupSize: Histogram;
 }
 
 /** Registers the counter metrics on `registry` (once per registry). */
@@ -72,6 +73,12 @@ export function counterMetrics(registry: Registry): CounterMetrics {
     replays: new Counter({
       name: 'hyperscale_counter_replayed_increments_total',
       help: 'Increment scripts that found their request id already applied (a re-send after a reconnect)',
+      registers,
+    }),
+    groupSize: new Histogram({
+      name: 'hyperscale_counter_increment_group_size',
+      help: 'Requests carried by one applied increment (increments of one counter coalesced in one event-loop turn)',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500],
       registers,
     }),
     unknownOutcomes: new Counter({

@@ -149,4 +149,43 @@ describe('write-behind and warming', () => {
     expect(await ctx.redisValue(name, shard.shard)).toBe(150);
     await writer.stop();
   });
+  it('coalesces concurrent increments of one counter: one event per group, each caller its own value', async () => {
+    const writer = await ctx.startWriter();
+    const name = ctx.name('coalesced');
+    const auth = await ctx.auth();
+    expect((await post(`/v1/counters/${name}/increment`, { delta: 10 }, auth)).statusCode).toBe(200);
+    const eventsBefore = await topicEnd();
+    const groupsBefore = await groupCount();
+    const results = await Promise.all([
+      ...Array.from({ length: 60 }, () => post(`/v1/counters/${name}/increment`, { delta: 2 }, auth)),
+      ...Array.from({ length: 20 }, () => post(`/v1/counters/${name}/decrement`, { delta: 1 }, auth)),
+    ]);
+    expect(results.every((r) => r.statusCode === 200)).toBe(true);
+    const events = (await topicEnd()) - eventsBefore;
+    const groups = (await groupCount()) - groupsBefore;
+    // 80 requests, far fewer events: increments and decrements are grouped apart.
+    expect(events).toBe(groups);
+    expect(events).toBeGreaterThanOrEqual(2);
+    expect(events).toBeLessThan(20);
+    // Every increment answer is distinct, and the last value any caller saw is the final one.
+    const increments = results.slice(0, 60).map((r) => r.json<{ value: number }>().value);
+    expect(new Set(increments).size).toBe(60);
+    await ctx.waitDrained();
+    expect(await ctx.mysqlValue(name)).toBe(10 + 60 * 2 - 20);
+    const read = await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth });
+    expect(read.json<{ value: number }>().value).toBe(110);
+    await writer.stop();
+  });
 });
+
+/** Messages in the test topic so far (sum of the partitions' high watermarks). */
+async function topicEnd(): Promise<number> {
+  const offsets = await ctx.admin.fetchTopicOffsets(ctx.topic);
+  return offsets.reduce((sum, p) => sum + Number(p.high), 0);
+}
+
+/** Coalesced increments applied so far (observations of the group-size histogram). */
+async function groupCount(): Promise<number> {
+  const line = /^hyperscale_counter_increment_group_size_count (\d+)$/m.exec(await ctx.registry.metrics());
+  return Number(line?.[1] ?? 0);
+}
