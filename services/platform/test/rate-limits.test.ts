@@ -118,6 +118,17 @@ describe('BatchedWindowCounter (real Redis)', () => {
     expect(pod.incr('user:w', 1_000, start + 1_000)).toEqual({ current: 1, ttl: 1_000 });
   });
 
+  it('forgets keys whose window ended (also without Redis)', async () => {
+    const registry = new Registry();
+    const pod = counter({ redis: undefined, syncIntervalMs: 20, registry });
+    pod.incr('user:short', 100);
+    const keys = async () =>
+      (await registry.getSingleMetric('hyperscale_rate_limit_keys')?.get())?.values[0]?.value;
+    expect(await keys()).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    expect(await keys()).toBe(0);
+  });
+
   it('forgets the oldest keys beyond maxKeys', () => {
     const registry = new Registry();
     const pod = counter({ maxKeys: 3, registry });

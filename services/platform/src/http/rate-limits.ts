@@ -58,6 +58,7 @@ export class BatchedWindowCounter {
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  private lastSweep = 0;
 
   constructor(options: BatchedWindowCounterOptions) {
     this.redis = options.redis;
@@ -150,9 +151,14 @@ export class BatchedWindowCounter {
   }
 
   private async sync(): Promise<void> {
+    const now = Date.now();
+    // A pass over every key: once a second is enough to keep the table to live windows.
+    if (now - this.lastSweep >= 1_000) {
+      this.lastSweep = now;
+      this.forgetEndedWindows(now);
+    }
     const redis = this.redis;
     if (redis === undefined) return;
-    const now = Date.now();
     const batch: { entry: Entry; sent: number }[] = [];
     const pipeline = redis.pipeline();
     for (const key of this.dirty) {
@@ -166,7 +172,6 @@ export class BatchedWindowCounter {
       entry.local = 0;
     }
     this.dirty.clear();
-    this.forgetEndedWindows(now);
     if (batch.length === 0) return;
     let replies: [Error | null, unknown][] | null = null;
     try {
