@@ -38,7 +38,13 @@ export const writerEnv = {
     .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name')
     .default(TOPICS.uniques),
   WRITER_BATCH_MAX_MESSAGES: count(1, 5_000).default(1_000),
-  WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(100),
+  /**
+   * A fetch is answered once WRITER_FETCH_MIN_BYTES are ready or after WRITER_BATCH_MAX_WAIT_MS:
+   * under load, batches (and so transactions) grow instead of the writer and the broker spinning
+   * on fetches of a few messages; when traffic is light the writer lags by at most the wait.
+   */
+  WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(50),
+  WRITER_FETCH_MIN_BYTES: count(1, 16_777_216).default(65_536),
   WRITER_PARTITION_CONCURRENCY: count(1, 64).default(4),
   WRITER_RETRY_MAX_ATTEMPTS: count(1, 20).default(3),
   WRITER_RETRY_INITIAL_DELAY_MS: ms(0, 60_000).default(100),

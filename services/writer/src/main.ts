@@ -102,6 +102,7 @@ runMain('writer', async () => {
     batch: {
       maxMessages: config.WRITER_BATCH_MAX_MESSAGES,
       maxWaitMs: config.WRITER_BATCH_MAX_WAIT_MS,
+      minBytes: config.WRITER_FETCH_MIN_BYTES,
       partitionsConcurrently: config.WRITER_PARTITION_CONCURRENCY,
     },
     retry: {

@@ -73,6 +73,8 @@ export interface PipelineOptions {
     maxMessages?: number;
     /** Longest a fetch waits for more data. Default 100 ms. */
     maxWaitMs?: number;
+    /** A fetch returns early once this many bytes are ready (kafkajs `minBytes`). Default 1. */
+    minBytes?: number;
     /** Partitions applied in parallel (each partition stays sequential). Default 4. */
     partitionsConcurrently?: number;
   };
@@ -350,6 +352,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineHan
     registry: options.registry,
     maxBatchMessages: options.batch?.maxMessages ?? 1000,
     maxBatchWaitMs: options.batch?.maxWaitMs ?? 100,
+    minBatchBytes: options.batch?.minBytes ?? 1,
     partitionsConsumedConcurrently: options.batch?.partitionsConcurrently ?? 4,
     retry,
     pauseOnTransientMs: options.transientPauseMs ?? 1000,
