@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { createLogger, requestIdFor } from './logger.js';
+import { createLogger, fastifyLoggingOptions, requestIdFor } from './logger.js';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -32,6 +33,41 @@ describe('createLogger', () => {
     expect(JSON.stringify(line)).not.toContain('Bearer abc');
     expect(JSON.stringify(line)).not.toContain('"pw"');
     expect(line['db']).toEqual({ password: '[redacted]', host: 'h' });
+  });
+});
+
+describe('fastifyLoggingOptions', () => {
+  it('gives each request a logger that writes with its request id, and redacts, only when used', async () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ service: 'like', destination });
+    let children = 0;
+    const child = logger.child.bind(logger);
+    logger.child = ((...args: Parameters<typeof child>) => {
+      children += 1;
+      return child(...args);
+    }) as typeof logger.child;
+    const app = Fastify(fastifyLoggingOptions(logger));
+    app.get('/quiet', async () => ({ ok: true }));
+    app.get('/loud', async (request) => {
+      (request.log as FastifyBaseLogger).warn({ token: 'sekret', n: 1 }, 'something to say');
+      return { ok: true };
+    });
+    await app.ready();
+    const atStart = children;
+    await app.inject({ method: 'GET', url: '/quiet', headers: { 'x-request-id': 'quiet-1' } });
+    await app.inject({ method: 'GET', url: '/quiet', headers: { 'x-request-id': 'quiet-2' } });
+    expect(children - atStart).toBe(0);
+    await app.inject({ method: 'GET', url: '/loud', headers: { 'x-request-id': 'loud-1' } });
+    expect(children - atStart).toBe(1);
+    const line = lines.find((l) => l['msg'] === 'something to say');
+    expect(line).toMatchObject({
+      reqId: 'loud-1',
+      level: 'warn',
+      service: 'like',
+      n: 1,
+      token: '[redacted]',
+    });
+    await app.close();
   });
 });
 
