@@ -130,7 +130,7 @@ interface Shard {
 
 const MAX_INCR_ATTEMPTS = 3;
 /** Reads (or post-ack checks) of one shard per script call at most (a few hundred µs of Lua). */
-const READ_BATCH = 256;
+const SCRIPT_BATCH = 256;
 /** Warm markers of unique-user day sets (see uniques-store.ts). */
 const UNIQUE_MARKER_PATTERN = 'uq:*:g:????-??-??';
 
@@ -220,7 +220,7 @@ export class CounterStore {
             this.redis(shard, () =>
               shard.scripts.ctrReadMany(batch.flatMap((keys) => [keys.value, keys.pending])),
             ),
-          READ_BATCH,
+          SCRIPT_BATCH,
         ),
         acks: new TickBatcher(
           (batch) =>
@@ -230,7 +230,7 @@ export class CounterStore {
                 batch.flatMap(({ gen, eventId }) => [gen, eventId]),
               ),
             ),
-          READ_BATCH,
+          SCRIPT_BATCH,
         ),
         dirty: new Set(),
         invalidateAll: false,

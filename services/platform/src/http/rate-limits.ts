@@ -107,15 +107,6 @@ export class BatchedWindowCounter {
     return { current: entry.global + entry.sending + entry.local, ttl: (entry.window + 1) * windowMs - now };
   }
 
-  /** The window's count of `key` without counting anything. */
-  peek(key: string, windowMs: number, now = Date.now()): WindowCount {
-    const entry = this.entries.get(key);
-    const window = Math.floor(now / windowMs);
-    if (entry === undefined || entry.window !== window || entry.windowMs !== windowMs)
-      return { current: 0, ttl: 0 };
-    return { current: entry.global + entry.sending + entry.local, ttl: (window + 1) * windowMs - now };
-  }
-
   /** Sends the local counts to Redis now and reads the totals back (the timer does this too). */
   flush(): Promise<void> {
     this.flushing ??= this.sync().finally(() => {
