@@ -34,7 +34,6 @@ const app = await buildApp({
       warmWaitMs: 1,
       cacheTtlMs: 1,
       degradedTtlMs: 1,
-      redisTimeoutMs: 1,
       kafkaTimeoutMs: 1,
       kafkaBreaker: unused.redisBreaker,
       ...unused,

@@ -6,8 +6,8 @@ import {
   KafkaBackpressureError,
   KafkaUnavailableError,
   RedisError,
-  createPolicy,
   countsAsFailureByDefault,
+  createPolicy,
   idempotencyKey,
   isDependencyUnavailable,
   isRedisClientError,
@@ -21,7 +21,7 @@ import {
   WriterBarrier,
   type HighWatermarkSource,
 } from '@hyperscale/platform';
-import { RedisPathError, WarmUnavailableError } from './errors.js';
+import { RedisPathError, WarmUnavailableError, isColdReply } from './errors.js';
 import { KEY_PATTERN, counterKeys, slotOf, slotTag, type CounterKeys } from './keys.js';
 import {
   counterMetrics,
@@ -33,7 +33,13 @@ import {
 import { IncrementCoalescer } from './increment-coalescer.js';
 import { mysqlApplyDelta, mysqlValues } from './mysql-counters.js';
 import { MAX_DELTA } from './schemas/counters.js';
-import { COUNTER_SCRIPTS, isColdReply, parseIncrResult, type IncrResult, type ReadReply } from './scripts.js';
+import {
+  COUNTER_SCRIPTS,
+  parseIncrResult,
+  type IncrReply,
+  type IncrResult,
+  type ReadReply,
+} from './scripts.js';
 import type { SlotMap } from './slot-map.js';
 import { TickBatcher } from './tick-batcher.js';
 
@@ -76,10 +82,8 @@ export interface CounterStoreOptions {
   cacheTtlMs: number;
   /** TTL of a hash warmed without the barrier, so a possibly stale warm heals by itself. */
   degradedTtlMs: number;
-  /** Budget of one Redis call under the shard's policy. */
-  redisTimeoutMs: number;
   redisBreaker: { consecutiveFailures: number; halfOpenAfterMs: number };
-  /** Budget of one Kafka send under the policy (above the producer's send timeout). */
+  /** The longest a Kafka send can take (the producer's send timeout and a margin); sets pendingMs. */
   kafkaTimeoutMs: number;
   kafkaBreaker: { consecutiveFailures: number; halfOpenAfterMs: number };
   /** How long an unacknowledged increment may stay pending before readers treat it as cold. Default kafkaTimeoutMs + 2 s. */
@@ -105,6 +109,15 @@ export interface CounterStoreDeps {
   options: CounterStoreOptions;
 }
 
+/** One increment for `ctrIncrMany`: the request's record, the counter's keys and the change. */
+interface IncrItem {
+  idem: string;
+  keys: CounterKeys;
+  delta: number;
+  eventId: string;
+  migrating: boolean;
+}
+
 /** An acknowledged increment whose pending entry is to be cleared (and its generation checked). */
 interface PendingAck {
   keys: CounterKeys;
@@ -117,6 +130,8 @@ interface Shard {
   client: RedisShardClient;
   scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>;
   policy: DependencyPolicy;
+  /** The increments of one coalescer flush, as one script call. */
+  incrs: TickBatcher<IncrItem, IncrReply>;
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
   /** The post-ack checks of one event-loop turn, as one script call. */
@@ -129,7 +144,7 @@ interface Shard {
 }
 
 const MAX_INCR_ATTEMPTS = 3;
-/** Reads (or post-ack checks) of one shard per script call at most (a few hundred µs of Lua). */
+/** Increments, reads or post-ack checks of one shard per script call at most (a few hundred µs of Lua). */
 const SCRIPT_BATCH = 256;
 /** Warm markers of unique-user day sets (see uniques-store.ts). */
 const UNIQUE_MARKER_PATTERN = 'uq:*:g:????-??-??';
@@ -185,7 +200,8 @@ export class CounterStore {
       {
         name: 'kafka:counters',
         dependency: 'kafka',
-        timeoutMs: this.options.kafkaTimeoutMs,
+        // The producer bounds every send (sendTimeoutMs); a second timer per call would only cost CPU.
+        timeoutMs: null,
         retry: false,
         breaker: this.options.kafkaBreaker,
         countsAsFailure: (err) => !(err instanceof KafkaBackpressureError),
@@ -208,19 +224,40 @@ export class CounterStore {
           {
             name: `redis:${client.shard}`,
             dependency: 'redis',
-            timeoutMs: this.options.redisTimeoutMs,
+            // ioredis' commandTimeout bounds every command and script of this shard.
+            timeoutMs: null,
             retry: false,
             breaker: this.options.redisBreaker,
             countsAsFailure: (err) => !isColdReply(err) && countsAsFailureByDefault(err),
           },
           policyDeps,
         ),
+        // Submitted synchronously by the coalescer's flush, so a microtask sees the whole flush.
+        incrs: new TickBatcher(
+          (batch) =>
+            this.redis(shard, () =>
+              shard.scripts.ctrIncrMany(
+                batch.flatMap(({ idem, keys }) => [idem, keys.value, keys.pending]),
+                [
+                  this.options.idempotencyTtlMs,
+                  this.options.pendingMs,
+                  this.options.cacheTtlMs,
+                  ...batch.flatMap(({ delta, eventId, migrating }) => [
+                    delta,
+                    eventId,
+                    migrating ? 'm' : 'o',
+                  ]),
+                ],
+              ),
+            ),
+          { maxBatch: SCRIPT_BATCH, schedule: queueMicrotask },
+        ),
         reads: new TickBatcher(
           (batch) =>
             this.redis(shard, () =>
               shard.scripts.ctrReadMany(batch.flatMap((keys) => [keys.value, keys.pending])),
             ),
-          SCRIPT_BATCH,
+          { maxBatch: SCRIPT_BATCH },
         ),
         acks: new TickBatcher(
           (batch) =>
@@ -230,7 +267,7 @@ export class CounterStore {
                 batch.flatMap(({ gen, eventId }) => [gen, eventId]),
               ),
             ),
-          SCRIPT_BATCH,
+          { maxBatch: SCRIPT_BATCH },
         ),
         dirty: new Set(),
         invalidateAll: false,
@@ -425,26 +462,12 @@ export class CounterStore {
     eventId: string,
     migrating: boolean,
   ): Promise<IncrResult> {
-    const idem = idempotencyKey(slotTag(slot), eventId);
+    const item: IncrItem = { idem: idempotencyKey(slotTag(slot), eventId), keys, delta, eventId, migrating };
     for (let attempt = 1; ; attempt += 1) {
-      try {
-        const reply = await this.redis(shard, () =>
-          shard.scripts.ctrIncr(
-            [idem, keys.value, keys.pending],
-            [
-              this.options.idempotencyTtlMs,
-              delta,
-              eventId,
-              this.options.pendingMs,
-              this.options.cacheTtlMs,
-              migrating ? 'm' : 'o',
-            ],
-          ),
-        );
+      const reply = await shard.incrs.submit(item);
+      if (reply.kind === 'done') {
         if (!reply.applied) this.metrics.replays.inc();
         return parseIncrResult(reply.result);
-      } catch (err) {
-        if (!isColdReply(err)) throw err;
       }
       if (attempt >= MAX_INCR_ATTEMPTS) throw new WarmUnavailableError(name);
       if (!(await this.warm(shard, name, keys))) throw new WarmUnavailableError(name);
@@ -559,7 +582,7 @@ export class CounterStore {
         ),
       );
     } catch (err) {
-      if (!(err instanceof RedisPathError) && !isColdReply(err)) throw err;
+      if (!(err instanceof RedisPathError)) throw err;
       this.markDirty(map, name);
     }
   }
@@ -725,11 +748,5 @@ function sendFate(err: unknown, sending: Promise<SendResult> | undefined): SendF
     return err.maybeWritten
       ? { kind: 'unknown', settled: err.settled }
       : { kind: 'not-sent', reason: 'kafka_unavailable' };
-  if (!isDependencyUnavailable(err) || sending === undefined) return undefined;
-  // The policy's own deadline passed first: the producer still holds the message.
-  const settled = sending.then(
-    () => undefined,
-    (late: unknown) => (late instanceof KafkaUnavailableError ? late.settled : undefined),
-  );
-  return { kind: 'unknown', settled };
+  return undefined;
 }

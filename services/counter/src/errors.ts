@@ -1,4 +1,4 @@
-import { serviceUnavailable, type ErrorMapper } from '@hyperscale/platform';
+import { RedisReplyError, serviceUnavailable, type ErrorMapper } from '@hyperscale/platform';
 
 /** A Redis shard failed (error, timeout, open breaker): the caller takes the MySQL path. Internal. */
 export class RedisPathError extends Error {
@@ -9,6 +9,14 @@ export class RedisPathError extends Error {
     super(`redis shard ${shard} unavailable`, { cause });
     this.name = 'RedisPathError';
   }
+}
+
+/**
+ * The `COLD` reply of a script (a unique-user day set not in Redis): warm it first and retry. A
+ * normal answer of a healthy shard, so never a dependency failure.
+ */
+export function isColdReply(err: unknown): boolean {
+  return err instanceof RedisReplyError && err.code === 'COLD';
 }
 
 /** A cold counter could not be warmed (writer barrier unavailable: Kafka unreachable). Internal. */

@@ -1,19 +1,12 @@
 import { RedisReplyError, idempotentScript, type ScriptDefinition } from '@hyperscale/platform';
 
 /**
- * The counter's Lua scripts. Data keys are always `value, pending` of one counter (one `{slot}`
- * tag); the idempotent scripts take the request's record `idem:{<slot>}:<id>` first (added by the
- * platform wrapper). The value hash is `{v, g, m}`: v the value, g the generation (who built it),
- * m = '1' while it holds only the deltas written to the new shard of a migrating slot.
+ * The counter's Lua scripts. A counter's data keys are `value, pending` (one `{slot}` tag); the
+ * batch scripts (`…Many`) take them for several counters of one shard; an idempotent change takes
+ * the request's record `idem:{<slot>}:<id>` first. The value hash is `{v, g, m}`: v the value, g
+ * the generation (who built it), m = '1' while it holds only the deltas written to the new shard
+ * of a migrating slot.
  */
-
-/** The reply code a script returns (as a Redis error, so nothing is recorded) for a cold counter. */
-export const COLD = 'COLD';
-
-/** True for the `COLD` reply: the counter must be warmed first (never a dependency failure). */
-export function isColdReply(err: unknown): boolean {
-  return err instanceof RedisReplyError && err.code === COLD;
-}
 
 const NOW_MS = `
 local now_parts = redis.call('TIME')
@@ -21,34 +14,59 @@ local now_ms = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2])
 `;
 
 /**
- * Idempotent increment. ARGV (after the wrapper's ttl): delta, eventId, pendingMs, ttlMs, mode
- * ('o' owner: a cold counter is refused with COLD and nothing is recorded; 'm' migrating target:
- * a missing hash is created with m = '1' holding only this delta). A warm hash with an expired
- * pending entry is stale (a pod died before its ack): it is deleted and treated as cold. Records
- * the event as pending until now + pendingMs. Result `<value>:<m>:<gen>`; a re-sent call (same
- * request id) returns the first call's result without applying again. In owner mode a leftover
- * migration partial (m = '1' after the migration ended) is deleted and treated as cold.
+ * Idempotent increments of a batch of counters of one shard (one script call per shard and
+ * event-loop turn). KEYS are `idem, value, pending` triples (the request's record
+ * `idem:{<slot>}:<eventId>` first); ARGV is `idemTtlMs, pendingMs, ttlMs`, then a `delta, eventId,
+ * mode` triple per counter. Per counter, in order:
+ * - its request id is recorded already (a re-sent call, or a retry) → `{0, recorded result}`,
+ *   nothing applied;
+ * - mode 'o' (owner) and the counter is cold → `{2}`, nothing applied or recorded (the caller warms
+ *   it and retries). Cold: no hash, a hash with an expired pending entry (a pod died before its
+ *   ack) or a leftover migration partial (m = '1' after the migration ended) — the last two are
+ *   deleted first;
+ * - mode 'm' (migrating target) and no hash → one is created with m = '1' holding only this delta;
+ * - else HINCRBY, the event recorded as pending until now + pendingMs, TTLs refreshed, and the
+ *   result `<value>:<m>:<gen>` recorded under the request id → `{1, result}`.
+ * Deltas are validated by the caller (integers within ±1e9): a bad one fails the script half-way.
  */
-const INCR_BODY = `${NOW_MS}
-local exists = redis.call('EXISTS', KEYS[2])
-if exists == 1 and redis.call('ZCOUNT', KEYS[3], '-inf', now_ms) > 0 then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  exists = 0
+const INCR_MANY = `${NOW_MS}
+local idem_ttl = tonumber(ARGV[1])
+local pending_ms = tonumber(ARGV[2])
+if not idem_ttl or idem_ttl < 1 or idem_ttl ~= math.floor(idem_ttl) or not pending_ms or pending_ms < 1 then
+  return redis.error_reply('ERR idemTtlMs and pendingMs must be positive integers of milliseconds')
 end
-if exists == 1 and ARGV[6] ~= 'm' and redis.call('HGET', KEYS[2], 'm') == '1' then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  exists = 0
+local out = {}
+for i = 1, #KEYS, 3 do
+  local idem, vk, pk = KEYS[i], KEYS[i + 1], KEYS[i + 2]
+  local delta, event_id, mode = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local prev = redis.call('GET', idem)
+  if prev then
+    out[#out + 1] = {0, prev}
+  else
+    local exists = redis.call('EXISTS', vk)
+    if exists == 1 and redis.call('ZCOUNT', pk, '-inf', now_ms) > 0 then
+      redis.call('DEL', vk, pk)
+      exists = 0
+    end
+    if exists == 1 and mode ~= 'm' and redis.call('HGET', vk, 'm') == '1' then
+      redis.call('DEL', vk, pk)
+      exists = 0
+    end
+    if exists == 0 and mode ~= 'm' then
+      out[#out + 1] = {2}
+    else
+      if exists == 0 then redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1') end
+      local v = redis.call('HINCRBY', vk, 'v', delta)
+      redis.call('ZADD', pk, now_ms + pending_ms, event_id)
+      redis.call('PEXPIRE', pk, pending_ms * 4)
+      redis.call('PEXPIRE', vk, ARGV[3])
+      local result = v .. ':' .. (redis.call('HGET', vk, 'm') or '0') .. ':' .. (redis.call('HGET', vk, 'g') or '')
+      redis.call('SET', idem, result, 'PX', idem_ttl)
+      out[#out + 1] = {1, result}
+    end
+  end
 end
-if exists == 0 then
-  if ARGV[6] ~= 'm' then return redis.error_reply('${COLD} counter is not in Redis') end
-  redis.call('HSET', KEYS[2], 'v', 0, 'g', ARGV[3], 'm', '1')
-end
-local v = redis.call('HINCRBY', KEYS[2], 'v', ARGV[2])
-local pending_ms = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[3], now_ms + pending_ms, ARGV[3])
-redis.call('PEXPIRE', KEYS[3], pending_ms * 4)
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return v .. ':' .. (redis.call('HGET', KEYS[2], 'm') or '0') .. ':' .. (redis.call('HGET', KEYS[2], 'g') or '')
+return out
 `;
 
 /**
@@ -114,6 +132,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
+/** Reply of `ctrIncrMany`, per counter: applied now, applied by an earlier call, or cold. */
+export type IncrReply = { kind: 'cold' } | { kind: 'done'; applied: boolean; result: string };
+
 /** Reply of `ctrReadMany`, per counter. */
 export type ReadReply = { cold: true } | { cold: false; value: number; partial: boolean };
 
@@ -134,12 +155,29 @@ function integer(value: unknown, what: string): number {
 export function parseIncrResult(result: string): IncrResult {
   const first = result.indexOf(':');
   const second = result.indexOf(':', first + 1);
-  if (first < 0 || second < 0) throw new RedisReplyError('BADREPLY', 'ctrIncr: bad result');
+  if (first < 0 || second < 0) throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad result');
   return {
-    value: integer(result.slice(0, first), 'ctrIncr.value'),
+    value: integer(result.slice(0, first), 'ctrIncrMany.value'),
     partial: result.slice(first + 1, second) === '1',
     gen: result.slice(second + 1),
   };
+}
+
+function text(value: unknown, what: string): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw new RedisReplyError('BADREPLY', `${what}: not a string`);
+}
+
+function parseIncrMany(reply: unknown): IncrReply[] {
+  if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad reply');
+  return reply.map((item: unknown): IncrReply => {
+    if (!Array.isArray(item) || item.length === 0)
+      throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad reply');
+    const code = integer(item[0], 'ctrIncrMany');
+    if (code === 2) return { kind: 'cold' };
+    return { kind: 'done', applied: code === 1, result: text(item[1], 'ctrIncrMany.result') };
+  });
 }
 
 function parseAckedMany(reply: unknown): boolean[] {
@@ -162,7 +200,7 @@ function parseRead(reply: unknown): ReadReply {
 
 /** The scripts, for `RedisShardClient.defineScripts`. */
 export const COUNTER_SCRIPTS = {
-  ctrIncr: idempotentScript(INCR_BODY, 2),
+  ctrIncrMany: { lua: INCR_MANY, numberOfKeys: { multipleOf: 3 }, parse: parseIncrMany },
   ctrUndo: idempotentScript(UNDO_BODY, 2),
   ctrAckedMany: { lua: ACKED_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseAckedMany },
   ctrReadMany: { lua: READ_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseReadMany },

@@ -26,7 +26,6 @@ export function appSettings(config: CounterConfig): CounterAppSettings {
       warmWaitMs: config.COUNTER_WARM_WAIT_MS,
       cacheTtlMs: config.COUNTER_CACHE_TTL_MS,
       degradedTtlMs: config.COUNTER_DEGRADED_TTL_MS,
-      redisTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS + 100,
       redisBreaker: {
         consecutiveFailures: config.REDIS_BREAKER_FAILURES,
         halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,

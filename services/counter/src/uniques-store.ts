@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import {
-  RedisReplyError,
   badRequest,
   serviceUnavailable,
   type MysqlRouter,
@@ -12,7 +11,7 @@ import {
   type HighWatermarkSource,
 } from '@hyperscale/platform';
 import type { CounterStore, EventSink } from './counter-store.js';
-import { RedisPathError } from './errors.js';
+import { RedisPathError, isColdReply } from './errors.js';
 import { slotOf } from './keys.js';
 
 /** Options of {@link UniquesStore}. */
@@ -120,10 +119,6 @@ function scriptsOf(client: RedisShardClient): ScriptInvokers<typeof UNIQUE_SCRIP
     invokers.set(client, scripts);
   }
   return scripts;
-}
-
-function isCold(err: unknown): boolean {
-  return err instanceof RedisReplyError && err.code === 'COLD';
 }
 
 /** UTC day (YYYY-MM-DD) of a timestamp. */
@@ -390,7 +385,7 @@ export class UniquesStore {
         )) as [number, string];
         return String(reply[1]);
       } catch (err) {
-        if (!isCold(err)) throw err;
+        if (!isColdReply(err)) throw err;
       }
       if (!(await this.warm(shard, name, day))) break;
     }

@@ -76,7 +76,6 @@ export function storeOptions(
     warmWaitMs: 2_000,
     cacheTtlMs: 3_600_000,
     degradedTtlMs: 30_000,
-    redisTimeoutMs: 600,
     redisBreaker: { consecutiveFailures: 5, halfOpenAfterMs: 1_000 },
     kafkaTimeoutMs: 3_500,
     kafkaBreaker: { consecutiveFailures: 3, halfOpenAfterMs: 2_000 },
