@@ -43,24 +43,30 @@ for i = 1, #KEYS, 3 do
   if prev then
     out[#out + 1] = {0, prev}
   else
-    local exists = redis.call('EXISTS', vk)
-    if exists == 1 and redis.call('ZCOUNT', pk, '-inf', now_ms) > 0 then
+    -- v and g are in every hash this service writes: one HMGET tells existence, m and g.
+    local h = redis.call('HMGET', vk, 'v', 'm', 'g')
+    local exists = h[1] ~= false or h[3] ~= false
+    local m, g = h[2], h[3]
+    if exists and redis.call('ZCOUNT', pk, '-inf', now_ms) > 0 then
       redis.call('DEL', vk, pk)
-      exists = 0
+      exists = false
     end
-    if exists == 1 and mode ~= 'm' and redis.call('HGET', vk, 'm') == '1' then
+    if exists and mode ~= 'm' and m == '1' then
       redis.call('DEL', vk, pk)
-      exists = 0
+      exists = false
     end
-    if exists == 0 and mode ~= 'm' then
+    if not exists and mode ~= 'm' then
       out[#out + 1] = {2}
     else
-      if exists == 0 then redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1') end
+      if not exists then
+        redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1')
+        m, g = '1', event_id
+      end
       local v = redis.call('HINCRBY', vk, 'v', delta)
       redis.call('ZADD', pk, now_ms + pending_ms, event_id)
       redis.call('PEXPIRE', pk, pending_ms * 4)
       redis.call('PEXPIRE', vk, ARGV[3])
-      local result = v .. ':' .. (redis.call('HGET', vk, 'm') or '0') .. ':' .. (redis.call('HGET', vk, 'g') or '')
+      local result = v .. ':' .. (m or '0') .. ':' .. (g or '')
       redis.call('SET', idem, result, 'PX', idem_ttl)
       out[#out + 1] = {1, result}
     end
@@ -108,11 +114,11 @@ return out
 const READ_MANY = `${NOW_MS}
 local out = {}
 for i = 1, #KEYS, 2 do
-  local v = redis.call('HGET', KEYS[i], 'v')
-  if not v or redis.call('ZCOUNT', KEYS[i + 1], '-inf', now_ms) > 0 then
+  local h = redis.call('HMGET', KEYS[i], 'v', 'm')
+  if not h[1] or redis.call('ZCOUNT', KEYS[i + 1], '-inf', now_ms) > 0 then
     out[#out + 1] = {0}
   else
-    out[#out + 1] = {1, v, redis.call('HGET', KEYS[i], 'm') or '0'}
+    out[#out + 1] = {1, h[1], h[2] or '0'}
   end
 end
 return out

@@ -57,19 +57,23 @@ describe('concurrency', () => {
     await writer.stop();
   }, 180_000);
 
-  it('one ctrIncrMany call: warm counters applied, a cold one refused and not recorded, a migration partial created, a repeated id applied once', async () => {
+  it('one ctrIncrMany call: warm counters applied, cold, stale and leftover-partial ones refused and not recorded, a migration partial created, a repeated id applied once', async () => {
     // Names on one shard (a batch script only ever carries the counters of one shard).
     const shardName = ownerOf(ctx, ctx.name('batch-0'));
     const names: string[] = [];
-    for (let i = 0; names.length < 3; i += 1) {
+    for (let i = 0; names.length < 5; i += 1) {
       const name = ctx.name(`batch-${i}`);
       if (ownerOf(ctx, name) === shardName) names.push(name);
     }
-    const [warm, cold, moving] = names as [string, string, string];
+    const [warm, cold, moving, stale, leftover] = names as [string, string, string, string, string];
     const shard = ctx.shard(shardName);
     const scripts = shard.defineScripts(COUNTER_SCRIPTS);
     const keysOf = (name: string) => counterKeys(name, slotOf(name));
     await shard.redis.hset(keysOf(warm).value, 'v', 40, 'g', 'gen-w');
+    // A pod died before its ack: a pending entry long expired. And a migration partial left behind.
+    await shard.redis.hset(keysOf(stale).value, 'v', 9, 'g', 'gen-s');
+    await shard.redis.zadd(keysOf(stale).pending, Date.now() - 60_000, 'lost-event');
+    await shard.redis.hset(keysOf(leftover).value, 'v', 3, 'g', 'gen-l', 'm', '1');
     const item = (name: string, id: string, delta: number, mode: 'o' | 'm') => ({
       keys: [idempotencyKey(slotTag(slotOf(name)), id), keysOf(name).value, keysOf(name).pending],
       args: [delta, id, mode],
@@ -81,6 +85,8 @@ describe('concurrency', () => {
       item(moving, ids[2], 3, 'm'),
       item(warm, ids[0], 2, 'o'), // the same request id again in the same call
       item(warm, randomUUID(), -1, 'o'),
+      item(stale, randomUUID(), 1, 'o'),
+      item(leftover, randomUUID(), 1, 'o'),
     ];
     const replies = await scripts.ctrIncrMany(
       items.flatMap((i) => i.keys),
@@ -92,8 +98,14 @@ describe('concurrency', () => {
       { kind: 'done', applied: true, result: `3:1:${ids[2]}` },
       { kind: 'done', applied: false, result: '42:0:gen-w' },
       { kind: 'done', applied: true, result: '41:0:gen-w' },
+      { kind: 'cold' },
+      { kind: 'cold' },
     ]);
     expect(await shard.redis.exists(keysOf(cold).value)).toBe(0);
+    // Both are deleted, so the next increment warms them from MySQL.
+    expect(await shard.redis.exists(keysOf(stale).value, keysOf(stale).pending, keysOf(leftover).value)).toBe(
+      0,
+    );
     expect(await shard.redis.exists(idempotencyKey(slotTag(slotOf(cold)), ids[1]))).toBe(0);
     expect(await shard.redis.hget(keysOf(moving).value, 'm')).toBe('1');
     expect(await shard.redis.zcard(keysOf(warm).pending)).toBe(2);
