@@ -10,7 +10,16 @@
  * `RESULT scenario=counter-rebalance keys_moved=… move_keys_per_s=… migration_s=… rps_before=…
  *  rps_during=… p50_before_ms=… p50_during_ms=… p99_before_ms=… p99_during_ms=… errors=… lost=…`.
  */
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  loadAllYaml,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { createMysqlPools, type MysqlPool } from '@hyperscale/platform';
 import { devTokenSigner } from './dev-token.js';
 import { waitDrained } from './drain.js';
@@ -82,6 +91,20 @@ async function metric(port: number, name: string): Promise<number> {
   return lines.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
+/**
+ * The operator's permissions (`k8s/operator/rbac.yaml`), applied server-side as a cluster admin
+ * would: a fresh stack grants its operator identity nothing until they are.
+ */
+async function applyOperatorRbac(kc: KubeConfig): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const manifests = loadAllYaml(
+    await readFile(`${repoRoot}k8s/operator/rbac.yaml`, 'utf8'),
+  ) as KubernetesObject[];
+  for (const manifest of manifests) {
+    await api.patch(manifest, undefined, undefined, 'hyperscale-bench', true, PatchStrategy.ServerSideApply);
+  }
+}
+
 /** The scenario name of `make bench SCENARIOS=…`. */
 export const REBALANCE = 'counter-rebalance';
 
@@ -111,6 +134,7 @@ export async function runRebalance(): Promise<void> {
     return { host: host ?? '', port: Number(port) };
   });
   try {
+    await applyOperatorRbac(kc);
     const operatorPort = await freePort();
     processes.push(
       await startProcess({
