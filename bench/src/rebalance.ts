@@ -21,6 +21,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { createMysqlPools, type MysqlPool } from '@hyperscale/platform';
+import { makeKubeApi } from '@hyperscale/platform/kube';
 import { devTokenSigner } from './dev-token.js';
 import { waitDrained } from './drain.js';
 import { freePort, httpOk, readEnvFile, repoRoot, startProcess, type RunningProcess } from './processes.js';
@@ -29,6 +30,8 @@ const NAMES = Number(process.env['BENCH_REBALANCE_NAMES'] ?? 30_000);
 const CONCURRENCY = Number(process.env['BENCH_REBALANCE_CONCURRENCY'] ?? 32);
 const BEFORE_S = Number(process.env['BENCH_DURATION_S'] ?? 10);
 const NAMESPACE = 'default';
+/** Time limit of one request to the kube-apiserver. */
+const KUBE_TIMEOUT_MS = 10_000;
 const CS = { group: 'hyperscale.dev', version: 'v1alpha1', plural: 'countershards' } as const;
 
 interface Sample {
@@ -96,7 +99,7 @@ async function metric(port: number, name: string): Promise<number> {
  * would: a fresh stack grants its operator identity nothing until they are.
  */
 async function applyOperatorRbac(kc: KubeConfig): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  const api = makeKubeApi(kc, KubernetesObjectApi, KUBE_TIMEOUT_MS);
   const manifests = loadAllYaml(
     await readFile(`${repoRoot}k8s/operator/rbac.yaml`, 'utf8'),
   ) as KubernetesObject[];
@@ -118,8 +121,8 @@ export async function runRebalance(): Promise<void> {
   const kubeconfig = `${repoRoot}.stack/kube/kubeconfig`;
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
+  const custom = makeKubeApi(kc, CustomObjectsApi, KUBE_TIMEOUT_MS);
+  const core = makeKubeApi(kc, CoreV1Api, KUBE_TIMEOUT_MS);
   const name = `bench-${runId}`;
   const processes: RunningProcess[] = [];
   const pools = createMysqlPools({

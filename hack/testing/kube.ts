@@ -16,14 +16,8 @@ import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import {
-  ApiException,
-  createConfiguration,
-  KubeConfig,
-  ServerConfiguration,
-  type Configuration,
-  type Middleware,
-} from '@kubernetes/client-node';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { makeKubeApi as makePlatformKubeApi, type KubeApiClass } from '@hyperscale/platform/kube';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const stackDir = process.env['HS_STACK_DIR'] ?? join(repoRoot, '.stack');
@@ -63,34 +57,16 @@ export function loadKubeConfig(path: string = kubeconfigPath()): KubeConfig {
   return kc;
 }
 
-/** Aborts every request that takes longer than `timeoutMs`. */
-function timeoutMiddleware(timeoutMs: number): Middleware {
-  return {
-    pre: (context) => {
-      context.setSignal(AbortSignal.timeout(timeoutMs));
-      return Promise.resolve(context);
-    },
-    post: (context) => Promise.resolve(context),
-  };
-}
-
 /**
- * An API client of `kc` whose every request is aborted after `timeoutMs` (KubeConfig.makeApiClient
- * sets no time limit at all).
+ * An API client of `kc` whose every request is aborted after `timeoutMs` (the platform's
+ * makeKubeApi, with the tests' default limit).
  */
 export function makeKubeApi<T>(
   kc: KubeConfig,
-  apiClass: new (config: Configuration) => T,
+  apiClass: KubeApiClass<T>,
   timeoutMs: number = KUBE_REQUEST_TIMEOUT_MS,
 ): T {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const config = createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [timeoutMiddleware(timeoutMs)],
-  });
-  return new apiClass(config);
+  return makePlatformKubeApi(kc, apiClass, timeoutMs);
 }
 
 /** GET /readyz as the kubeconfig's user; rejects with the reason (refused, timeout, not ok). */

@@ -1,4 +1,5 @@
-import { CoreV1Api, KubeConfig, ServerConfiguration, createConfiguration } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { makeKubeApi } from '@hyperscale/platform/kube';
 import type { SlotMapLoader } from './slot-map-source.js';
 
 /** The key of the slot map document in the operator's ConfigMap. */
@@ -24,23 +25,7 @@ export function configMapLoader(options: {
   const kc = new KubeConfig();
   if (options.kubeconfig === undefined) kc.loadFromCluster();
   else kc.loadFromFile(options.kubeconfig);
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('kubeconfig has no current cluster');
-  const api = new CoreV1Api(
-    createConfiguration({
-      baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: { default: kc },
-      promiseMiddleware: [
-        {
-          pre: (context) => {
-            context.setSignal(AbortSignal.timeout(options.timeoutMs));
-            return Promise.resolve(context);
-          },
-          post: (context) => Promise.resolve(context),
-        },
-      ],
-    }),
-  );
+  const api = makeKubeApi(kc, CoreV1Api, options.timeoutMs);
   let last: { version: string; data: string | undefined } | undefined;
   return {
     description: `configmap ${options.configMap}`,

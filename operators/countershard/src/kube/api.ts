@@ -1,37 +1,4 @@
-import {
-  ApiException,
-  KubeConfig,
-  ServerConfiguration,
-  createConfiguration,
-  type RequestContext,
-  type ResponseContext,
-} from '@kubernetes/client-node';
-
-/** An API class of @kubernetes/client-node (CoreV1Api, CustomObjectsApi, ...). */
-type ApiClass<T> = new (configuration: ReturnType<typeof createConfiguration>) => T;
-
-/**
- * Like `KubeConfig.makeApiClient`, plus a deadline on every request: each call gets an
- * `AbortSignal.timeout(timeoutMs)`, so no call to the API server runs unbounded (DESIGN §6.7).
- */
-export function makeApi<T>(kc: KubeConfig, api: ApiClass<T>, timeoutMs: number): T {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('kubeconfig has no current cluster');
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [
-      {
-        pre: (context: RequestContext) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
-          return Promise.resolve(context);
-        },
-        post: (context: ResponseContext) => Promise.resolve(context),
-      },
-    ],
-  });
-  return new api(configuration);
-}
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 
 /** HTTP status of a failed API call, or undefined for network errors/timeouts. */
 export function statusOf(err: unknown): number | undefined {

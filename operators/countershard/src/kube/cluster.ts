@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { COUNTERSHARD, asCounterShard, type CounterShard, type CounterShardStatus } from '../resource.js';
 import { CLEANUP_ANNOTATION, SLOTMAP_KEY, type SlotMapDocument } from '../slotmap-document.js';
 import type { SlotRange } from '../planning/index.js';
-import { isNotFound, makeApi } from './api.js';
+import { makeKubeApi } from '@hyperscale/platform/kube';
+import { isNotFound } from './api.js';
 
 /** The ConfigMap holding a CounterShard's slot map. */
 export function slotMapName(counterShardName: string): string {
@@ -38,8 +39,8 @@ export class KubeCluster {
     kubeConfig: KubeConfig,
     private readonly options: { requestTimeoutMs: number; component: string; logger: Logger },
   ) {
-    this.core = makeApi(kubeConfig, CoreV1Api, options.requestTimeoutMs);
-    this.custom = makeApi(kubeConfig, CustomObjectsApi, options.requestTimeoutMs);
+    this.core = makeKubeApi(kubeConfig, CoreV1Api, options.requestTimeoutMs);
+    this.custom = makeKubeApi(kubeConfig, CustomObjectsApi, options.requestTimeoutMs);
     this.logger = options.logger.child({ component: 'kube' });
   }
 

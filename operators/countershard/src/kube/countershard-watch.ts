@@ -2,7 +2,7 @@ import { CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-nod
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { COUNTERSHARD, asCounterShard, keyOf } from '../resource.js';
-import { makeApi } from './api.js';
+import { makeKubeApi } from '@hyperscale/platform/kube';
 
 export interface CounterShardWatchOptions {
   kubeConfig: KubeConfig;
@@ -38,7 +38,7 @@ export class CounterShardWatch {
   private synced = false;
 
   constructor(private readonly options: CounterShardWatchOptions) {
-    this.api = makeApi(options.kubeConfig, CustomObjectsApi, options.requestTimeoutMs ?? 10_000);
+    this.api = makeKubeApi(options.kubeConfig, CustomObjectsApi, options.requestTimeoutMs ?? 10_000);
     this.watch = new Watch(options.kubeConfig);
     this.logger = options.logger.child({ component: 'countershard-watch' });
     this.restarts = new Counter({

@@ -1,7 +1,8 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import { isConflict, isNotFound, makeApi } from './api.js';
+import { makeKubeApi } from '@hyperscale/platform/kube';
+import { isConflict, isNotFound } from './api.js';
 
 /**
  * Lease times are `MicroTime`: the API server accepts only six fractional digits (V1MicroTime
@@ -57,7 +58,7 @@ export class LeaderElector {
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
     if (this.renewDeadlineMs >= this.leaseDurationMs)
       throw new Error('renewDeadline must be below leaseDuration');
-    this.api = makeApi(options.kubeConfig, CoordinationV1Api, options.requestTimeoutMs ?? 5_000);
+    this.api = makeKubeApi(options.kubeConfig, CoordinationV1Api, options.requestTimeoutMs ?? 5_000);
     this.logger = options.logger.child({
       component: 'leader-election',
       lease: `${options.namespace}/${options.name}`,
