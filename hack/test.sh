@@ -21,6 +21,8 @@ cleanup() {
     echo "--- stopping the stack this run started ---"
     bash hack/stack.sh down || true
   fi
+  # Last, so the tail of a failed run names what failed (the server logs above are long).
+  if [[ $code -ne 0 ]]; then failures || true; fi
   exit "$code"
 }
 trap cleanup EXIT
@@ -40,6 +42,27 @@ summary() {
       passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
     }
     console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$results_dir"
+}
+
+# Every failed test of this run with the first lines of its error, from the JSON reports.
+failures() {
+  node -e '
+    const fs = require("fs");
+    const dir = process.argv[1];
+    const lines = [];
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      const report = JSON.parse(fs.readFileSync(dir + "/" + f, "utf8"));
+      for (const file of report.testResults) {
+        const failed = file.assertionResults.filter((t) => t.status === "failed");
+        if (file.status === "failed" && failed.length === 0) lines.push(`${file.name}: ${String(file.message).split("\n").slice(0, 6).join("\n    ")}`);
+        for (const t of failed) {
+          const first = (t.failureMessages[0] ?? "").split("\n").slice(0, 6).join("\n    ");
+          lines.push(`${file.name} > ${t.fullName}\n    ${first}`);
+        }
+      }
+    }
+    if (lines.length) console.log("--- failed tests ---\n" + lines.join("\n"));
   ' "$results_dir"
 }
 
