@@ -12,6 +12,7 @@ export * from './http/base-app.js';
 export * from './http/dependency-errors.js';
 export * from './http/auth.js';
 export * from './http/rate-limits.js';
+export * from './http/security-headers.js';
 export * from './redis/index.js';
 export * from './mysql/index.js';
 export * from './kafka/index.js';
