@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { CounterStore } from '../counter-store.js';
 import {
   WRITE_SCOPE,
@@ -16,8 +16,9 @@ export async function counterRoutes(app: FastifyInstance, options: { store: Coun
   const { store } = options;
   const write = { auth: { scopes: [WRITE_SCOPE] } };
   // `{delta}` is optional as a whole: a POST without a body means delta 1.
-  const emptyBody = async (request: FastifyRequest) => {
+  const emptyBody = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
     if (request.body === undefined || request.body === null) request.body = {};
+    done();
   };
 
   app.post<{ Params: NameParams; Body: DeltaBody | undefined }>(

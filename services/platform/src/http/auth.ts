@@ -77,11 +77,8 @@ export class TokenVerifier {
    * @throws HttpProblem 401 saying what is wrong with the token.
    */
   async verify(token: string): Promise<Principal> {
-    const cached = this.cache.get(token);
-    if (cached !== undefined) {
-      if (cached.validUntil > Date.now()) return cached.principal;
-      this.cache.delete(token);
-    }
+    const cached = this.cached(token);
+    if (cached !== undefined) return cached;
     const { principal, expiresAt } = await this.verifySignature(token);
     if (this.cacheSize > 0) {
       if (this.cache.size >= this.cacheSize) {
@@ -91,6 +88,15 @@ export class TokenVerifier {
       this.cache.set(token, { principal, validUntil: Math.min(expiresAt, Date.now() + 60_000) });
     }
     return principal;
+  }
+
+  /** The principal of `token` if it was verified within the last minute and has not expired since. */
+  cached(token: string): Principal | undefined {
+    const cached = this.cache.get(token);
+    if (cached === undefined) return undefined;
+    if (cached.validUntil > Date.now()) return cached.principal;
+    this.cache.delete(token);
+    return undefined;
   }
 
   private async verifySignature(token: string): Promise<{ principal: Principal; expiresAt: number }> {
@@ -162,15 +168,22 @@ export function bearerToken(request: FastifyRequest): string | undefined {
  * is available as `request.principal`.
  */
 export function installAuth(app: FastifyInstance, verifier: TokenVerifier): void {
-  app.addHook('onRequest', async (request) => {
+  // Callback form: a token verified recently is answered without a promise (the common case).
+  app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config.auth;
-    if (config === false || request.routeOptions.url === undefined) return;
+    if (config === false || request.routeOptions.url === undefined) return done();
     const token = bearerToken(request);
-    if (token === undefined) throw unauthorized('Send Authorization: Bearer <token>');
-    request.principal = await verifier.verify(token);
-    for (const scope of config?.scopes ?? []) {
-      if (!request.principal.scopes.has(scope)) throw forbidden(`This call needs the scope ${scope}`);
-    }
+    if (token === undefined) return done(unauthorized('Send Authorization: Bearer <token>'));
+    const admit = (principal: Principal) => {
+      request.principal = principal;
+      for (const scope of config?.scopes ?? []) {
+        if (!principal.scopes.has(scope)) return done(forbidden(`This call needs the scope ${scope}`));
+      }
+      done();
+    };
+    const cached = verifier.cached(token);
+    if (cached !== undefined) return admit(cached);
+    verifier.verify(token).then(admit, (error: unknown) => done(error as Error));
   });
 }
 

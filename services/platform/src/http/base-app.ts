@@ -5,7 +5,7 @@ import { fastifyLoggingOptions } from '../logger.js';
 import { installProblemHandlers, type ErrorMapper } from './error-handler.js';
 import { installHttpMetrics } from './http-metrics.js';
 import { mapDependencyError } from './dependency-errors.js';
-import { securityHeaders } from './security-headers.js';
+import { API_SECURITY_HEADERS } from './security-headers.js';
 
 export interface BaseAppOptions {
   logger: Logger;
@@ -30,7 +30,8 @@ export interface BaseAppOptions {
 
 /**
  * The Fastify instance every HTTP service starts from: platform logger with request ids echoed in
- * `x-request-id`, security headers (helmet's defaults, computed once), RED metrics by route template, problem+json
+ * `x-request-id`, security headers for an API (helmet, computed once; pages add theirs with
+ * `documentHeaders`), RED metrics by route template, problem+json
  * errors and 404s, a body limit, request timeouts, and 503 for requests arriving while closing.
  * Returned not listening; routes are registered by the service.
  */
@@ -50,13 +51,17 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
   app.addHook('preClose', async () => {
     closing = true;
   });
-  const headers = securityHeaders();
-  app.addHook('onRequest', async (request, reply) => {
+  const headers = API_SECURITY_HEADERS;
+  // Per-request hooks take Fastify's callback form: nothing here awaits, and an async hook costs a
+  // promise and a microtask turn on every request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers);
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   installHttpMetrics(app, options.registry);
   const serviceMapper = options.mapError;

@@ -19,6 +19,9 @@ describe('installHttpMetrics', () => {
     expect(text).toContain(
       'hyperscale_http_requests_total{method="GET",route="unmatched",status_code="404"} 1',
     );
+    expect(text).toContain(
+      'hyperscale_http_request_duration_seconds_count{method="GET",route="/v1/posts/:postId/likes",status_code="200"} 2',
+    );
     expect(text).not.toContain('p1');
     expect(text).toContain('hyperscale_http_requests_in_flight 0');
     await app.close();

@@ -2,8 +2,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '../metrics.js';
 
-const startTimes = new WeakMap<FastifyRequest, bigint>();
-
 /**
  * The route label: the route template (`/v1/posts/:postId/like`), never the raw URL, so ids cannot
  * explode the series count. Requests that matched no route share the label `unmatched`.
@@ -32,26 +30,33 @@ export function installHttpMetrics(app: FastifyInstance, registry: Registry): vo
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const inFlight = new Gauge({
+  // A plain number read at scrape time: a Gauge's inc/dec hash their labels on every request.
+  let inFlight = 0;
+  new Gauge({
     name: 'hyperscale_http_requests_in_flight',
     help: 'HTTP requests being processed',
     registers: [registry],
+    collect() {
+      this.set(inFlight);
+    },
   });
 
-  app.addHook('onRequest', async (request) => {
-    startTimes.set(request, process.hrtime.bigint());
-    inFlight.inc();
+  // Callback-form hooks (no promise per request). The duration is Fastify's own clock
+  // (`reply.elapsedTime`, from the request's arrival to the response's end): a start time of our own
+  // cost a BigInt and a WeakMap entry per request.
+  app.addHook('onRequest', (_request, _reply, done) => {
+    inFlight += 1;
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
-    const started = startTimes.get(request);
-    inFlight.dec();
-    if (started === undefined) return;
+  app.addHook('onResponse', (request, reply, done) => {
+    inFlight -= 1;
     const labels = {
       method: request.method,
       route: routeLabel(request),
       status_code: String(reply.statusCode),
     };
     requests.inc(labels);
-    duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    duration.observe(labels, reply.elapsedTime / 1_000);
+    done();
   });
 }
