@@ -84,6 +84,19 @@ export async function startProcess(options: {
   );
 }
 
+/**
+ * CPU time (user + system) `pid` has used so far, in microseconds, from `/proc/<pid>/stat`. Linux
+ * reports it in USER_HZ ticks, 100 per second on every architecture Node runs on (10 ms steps:
+ * meaningful over a whole measured window, not for one request).
+ */
+export function processCpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at ") "; utime and stime are
+  // the 14th and 15th fields of the line, the 12th and 13th after the name.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 export async function httpOk(url: string): Promise<boolean> {
   const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
   return response.ok;

@@ -15,7 +15,15 @@ import { waitDrained } from './drain.js';
 import { REBALANCE, runRebalance } from './rebalance.js';
 import { WRITER_DELTAS, runWriterDeltas } from './writer-deltas.js';
 import { runLoad } from './load.js';
-import { freePort, httpOk, readEnvFile, repoRoot, startProcess, type RunningProcess } from './processes.js';
+import {
+  freePort,
+  httpOk,
+  processCpuMicros,
+  readEnvFile,
+  repoRoot,
+  startProcess,
+  type RunningProcess,
+} from './processes.js';
 
 const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 100);
 const durationSeconds = Number(process.env['BENCH_DURATION_S'] ?? 10);
@@ -36,31 +44,31 @@ const processes: RunningProcess[] = [];
 interface Ports {
   http: number;
   metrics: number;
+  pid: number;
 }
 
 async function startService(service: 'like' | 'counter'): Promise<Ports> {
   const ports = { http: await freePort(), metrics: await freePort() };
-  processes.push(
-    await startProcess({
-      name: service,
-      script: `${repoRoot}services/${service}/dist/main.js`,
-      env: {
-        ...serviceEnv[service],
-        ...devEnv,
-        HTTP_PORT: String(ports.http),
-        METRICS_PORT: String(ports.metrics),
-        LOG_LEVEL: 'warn',
-        // The bench measures the service, not its rate limits' verdicts (the checks still run).
-        RATE_LIMIT_PER_USER: '100000000',
-        RATE_LIMIT_PER_IP: '100000000',
-        // Its own even split over REDIS_MASTER_NAMES, not the operator's ConfigMap of `make up`.
-        SLOTMAP_CONFIGMAP: '',
-        KUBECONFIG: '',
-      },
-      ready: () => httpOk(`http://127.0.0.1:${ports.metrics}/readyz`),
-    }),
-  );
-  return ports;
+  const started = await startProcess({
+    name: service,
+    script: `${repoRoot}services/${service}/dist/main.js`,
+    env: {
+      ...serviceEnv[service],
+      ...devEnv,
+      HTTP_PORT: String(ports.http),
+      METRICS_PORT: String(ports.metrics),
+      LOG_LEVEL: 'warn',
+      // The bench measures the service, not its rate limits' verdicts (the checks still run).
+      RATE_LIMIT_PER_USER: '100000000',
+      RATE_LIMIT_PER_IP: '100000000',
+      // Its own even split over REDIS_MASTER_NAMES, not the operator's ConfigMap of `make up`.
+      SLOTMAP_CONFIGMAP: '',
+      KUBECONFIG: '',
+    },
+    ready: () => httpOk(`http://127.0.0.1:${ports.metrics}/readyz`),
+  });
+  processes.push(started);
+  return { ...ports, pid: started.child.pid ?? 0 };
 }
 
 async function main(): Promise<void> {
@@ -79,29 +87,34 @@ async function main(): Promise<void> {
   if (requested.length === 0 || requested.includes(REBALANCE)) await runRebalance();
 }
 
+/** A server the load is pointed at: its port and its process (for CPU per request). */
+interface Target {
+  port: number;
+  pid: number;
+}
+
 async function runScenarios(scenarios: Scenario[]): Promise<void> {
   const floorPort = await freePort();
-  processes.push(
-    await startProcess({
-      name: 'floor',
-      script: `${repoRoot}bench/dist/floor-server.js`,
-      env: { PORT: String(floorPort) },
-      ready: () => httpOk(`http://127.0.0.1:${floorPort}/ready`),
-    }),
-  );
+  const floorProcess = await startProcess({
+    name: 'floor',
+    script: `${repoRoot}bench/dist/floor-server.js`,
+    env: { PORT: String(floorPort) },
+    ready: () => httpOk(`http://127.0.0.1:${floorPort}/ready`),
+  });
+  processes.push(floorProcess);
+  const floor: Target = { port: floorPort, pid: floorProcess.child.pid ?? 0 };
   // The counter app with constant answers (see counter-app-floor.ts), for the counter scenarios.
-  let appFloorPort: number | undefined;
+  let appFloor: Target | undefined;
   if (scenarios.some((scenario) => scenario.appFloor === true)) {
     const port = await freePort();
-    processes.push(
-      await startProcess({
-        name: 'counter-app-floor',
-        script: `${repoRoot}bench/dist/counter-app-floor.js`,
-        env: { PORT: String(port), JWT_HS256_SECRET: devEnv['JWT_HS256_SECRET'] ?? '' },
-        ready: () => httpOk(`http://127.0.0.1:${port}/openapi.json`),
-      }),
-    );
-    appFloorPort = port;
+    const appFloorProcess = await startProcess({
+      name: 'counter-app-floor',
+      script: `${repoRoot}bench/dist/counter-app-floor.js`,
+      env: { PORT: String(port), JWT_HS256_SECRET: devEnv['JWT_HS256_SECRET'] ?? '' },
+      ready: () => httpOk(`http://127.0.0.1:${port}/openapi.json`),
+    });
+    processes.push(appFloorProcess);
+    appFloor = { port, pid: appFloorProcess.child.pid ?? 0 };
   }
   const services = new Map<'like' | 'counter', Ports>();
   for (const service of new Set(scenarios.map((scenario) => scenario.service))) {
@@ -128,23 +141,27 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
     for (const scenario of scenarios) {
       const ports = services.get(scenario.service);
       if (ports === undefined) throw new Error(`${scenario.service} was not started`);
-      await measure(
-        scenario,
-        floorPort,
-        scenario.appFloor === true ? appFloorPort : undefined,
-        ports,
-        pools.primary,
-      );
+      await measure(scenario, floor, scenario.appFloor === true ? appFloor : undefined, ports, pools.primary);
     }
   } finally {
     await pools.close();
   }
 }
 
+/**
+ * CPU per answered request over one load window: of the server under load and of this process
+ * (the load generator). Unlike req/s it does not depend on how much of the two shared cores the
+ * server happened to get, so it is the figure to compare when changing a service.
+ */
+interface CpuPerRequest {
+  serverUs: number;
+  loadgenUs: number;
+}
+
 async function measure(
   scenario: Scenario,
-  floorPort: number,
-  appFloorPort: number | undefined,
+  floorTarget: Target,
+  appFloorTarget: Target | undefined,
   ports: Ports,
   primary: MysqlPool,
 ): Promise<void> {
@@ -155,8 +172,21 @@ async function measure(
       durationSeconds: seconds,
       next: scenario.next,
     });
-  const floorBefore = await load(floorPort, durationSeconds);
-  const appFloor = appFloorPort === undefined ? undefined : await load(appFloorPort, durationSeconds);
+  const cpu: Record<string, CpuPerRequest> = {};
+  const loadMeasured = async (label: string, target: Target) => {
+    const server = processCpuMicros(target.pid);
+    const loadgen = process.cpuUsage();
+    const result = await load(target.port, durationSeconds);
+    const answered = Math.max(1, result.ok + result.errors);
+    const own = process.cpuUsage(loadgen);
+    cpu[label] = {
+      serverUs: (processCpuMicros(target.pid) - server) / answered,
+      loadgenUs: (own.user + own.system) / answered,
+    };
+    return result;
+  };
+  const floorBefore = await loadMeasured('floor', floorTarget);
+  const appFloor = appFloorTarget === undefined ? undefined : await loadMeasured('app_floor', appFloorTarget);
   if (appFloor !== undefined && appFloor.errors > 0)
     throw new Error(
       `${scenario.name}: the app floor answered ${appFloor.errors} errors ${JSON.stringify(appFloor.statusCounts)}`,
@@ -171,7 +201,7 @@ async function measure(
       throw new Error(`${scenario.name}: preparing ${request.path} answered ${response.status}`);
   }
   const warmup = await load(ports.http, warmupSeconds);
-  const result = await load(ports.http, durationSeconds);
+  const result = await loadMeasured('service', { port: ports.http, pid: ports.pid });
   const errors = result.errors + warmup.errors;
   if (errors > 0)
     process.stdout.write(`STATUS scenario=${scenario.name} ${JSON.stringify(result.statusCounts)}\n`);
@@ -187,7 +217,7 @@ async function measure(
   if (verified !== undefined) process.stdout.write(`VERIFY scenario=${scenario.name} ${verified}\n`);
   // The floor again, once the writer drained: on a shared VM one 10 s window can run well below
   // what the machine gives; the ratio is taken against the better of the two, never a dip.
-  const floorAfter = await load(floorPort, durationSeconds);
+  const floorAfter = await load(floorTarget.port, durationSeconds);
   const floor = floorAfter.rps > floorBefore.rps ? floorAfter : floorBefore;
   process.stdout.write(
     `FLOOR scenario=${scenario.name} before_rps=${floorBefore.rps} after_rps=${floorAfter.rps}\n`,
@@ -197,6 +227,14 @@ async function measure(
     process.stdout.write(
       `APPFLOOR scenario=${scenario.name} app_floor_rps=${appFloor.rps} app_floor_p99_ms=${appFloor.p99Ms} app_floor_ratio=${(appFloor.rps / floor.rps).toFixed(2)} service_to_app_floor=${(result.rps / appFloor.rps).toFixed(2)}\n`,
     );
+  process.stdout.write(
+    `CPU scenario=${scenario.name} ${Object.entries(cpu)
+      .map(
+        ([label, c]) =>
+          `${label}_us_per_req=${c.serverUs.toFixed(1)} ${label}_loadgen_us_per_req=${c.loadgenUs.toFixed(1)}`,
+      )
+      .join(' ')}\n`,
+  );
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );
