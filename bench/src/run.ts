@@ -28,6 +28,9 @@ import {
 const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 100);
 const durationSeconds = Number(process.env['BENCH_DURATION_S'] ?? 10);
 const warmupSeconds = Number(process.env['BENCH_WARMUP_S'] ?? 3);
+// Rounds of the load scenarios, each with freshly started processes; > 1 adds a MEDIAN line per
+// scenario. Two starts of the same Node process can differ by 10-30 % in CPU per request.
+const rounds = Number(process.env['BENCH_ROUNDS'] ?? 1);
 const requested = process.argv.slice(2).filter((name) => name.length > 0);
 
 const logger = createLogger({ service: 'bench', level: 'warn' });
@@ -72,17 +75,29 @@ async function startService(service: 'like' | 'counter'): Promise<Ports> {
 }
 
 async function main(): Promise<void> {
-  const scenarios = [...likeScenarios(runId, token), ...counterScenarios(runId, token)].filter(
-    (scenario) => requested.length === 0 || requested.includes(scenario.name),
-  );
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be an integer ≥ 1');
+  // Ids (posts, counter names, users) are per round, so each round's verification sees only its own writes.
+  const scenariosOf = (id: string) =>
+    [...likeScenarios(id, token), ...counterScenarios(id, token)].filter(
+      (scenario) => requested.length === 0 || requested.includes(scenario.name),
+    );
+  const scenarios = scenariosOf(runId);
   const unknown = requested.filter(
     (name) =>
       name !== REBALANCE && name !== WRITER_DELTAS && !scenarios.some((scenario) => scenario.name === name),
   );
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
-  if (scenarios.length > 0) await runScenarios(scenarios);
-  // Alone on the machine: the scenarios' processes would compete with these.
-  for (const running of processes.splice(0).reverse()) await running.stop();
+  if (scenarios.length > 0) {
+    const outcomes: Outcome[] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      if (rounds > 1) process.stdout.write(`ROUND ${round}/${rounds}\n`);
+      outcomes.push(...(await runScenarios(round === 1 ? scenarios : scenariosOf(`${runId}r${round}`))));
+      // Stopped after each round (the next starts its own), and before the scenarios below, which
+      // must have the machine to themselves.
+      for (const running of processes.splice(0).reverse()) await running.stop();
+    }
+    if (rounds > 1) printMedians(outcomes);
+  }
   if (requested.length === 0 || requested.includes(WRITER_DELTAS)) await runWriterDeltas();
   if (requested.length === 0 || requested.includes(REBALANCE)) await runRebalance();
 }
@@ -93,7 +108,38 @@ interface Target {
   pid: number;
 }
 
-async function runScenarios(scenarios: Scenario[]): Promise<void> {
+/** What one round measured of one scenario (for the MEDIAN line). */
+interface Outcome {
+  scenario: string;
+  rps: number;
+  p99Ms: number;
+  ratio: number;
+  serviceUs: number;
+  errors: number;
+}
+
+/**
+ * Per scenario over the rounds: `MEDIAN scenario=… rounds=… rps=… p99_ms=… ratio=… ratio_min=…
+ * ratio_max=… service_us_per_req=… errors=…` (medians, the ratio's range, errors summed).
+ */
+function printMedians(outcomes: readonly Outcome[]): void {
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1
+      ? (sorted[middle] as number)
+      : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  };
+  for (const name of new Set(outcomes.map((outcome) => outcome.scenario))) {
+    const of = outcomes.filter((outcome) => outcome.scenario === name);
+    const ratios = of.map((outcome) => outcome.ratio);
+    process.stdout.write(
+      `MEDIAN scenario=${name} rounds=${of.length} rps=${Math.round(median(of.map((o) => o.rps)))} p99_ms=${median(of.map((o) => o.p99Ms))} ratio=${median(ratios).toFixed(2)} ratio_min=${Math.min(...ratios).toFixed(2)} ratio_max=${Math.max(...ratios).toFixed(2)} service_us_per_req=${median(of.map((o) => o.serviceUs)).toFixed(1)} errors=${of.reduce((sum, o) => sum + o.errors, 0)}\n`,
+    );
+  }
+}
+
+async function runScenarios(scenarios: Scenario[]): Promise<Outcome[]> {
   const floorPort = await freePort();
   const floorProcess = await startProcess({
     name: 'floor',
@@ -137,15 +183,25 @@ async function runScenarios(scenarios: Scenario[]): Promise<void> {
     queryTimeoutMs: 10_000,
     logger,
   });
+  const outcomes: Outcome[] = [];
   try {
     for (const scenario of scenarios) {
       const ports = services.get(scenario.service);
       if (ports === undefined) throw new Error(`${scenario.service} was not started`);
-      await measure(scenario, floor, scenario.appFloor === true ? appFloor : undefined, ports, pools.primary);
+      outcomes.push(
+        await measure(
+          scenario,
+          floor,
+          scenario.appFloor === true ? appFloor : undefined,
+          ports,
+          pools.primary,
+        ),
+      );
     }
   } finally {
     await pools.close();
   }
+  return outcomes;
 }
 
 /**
@@ -164,7 +220,7 @@ async function measure(
   appFloorTarget: Target | undefined,
   ports: Ports,
   primary: MysqlPool,
-): Promise<void> {
+): Promise<Outcome> {
   const load = (port: number, seconds: number) =>
     runLoad({
       baseUrl: `http://127.0.0.1:${port}`,
@@ -238,6 +294,14 @@ async function measure(
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );
+  return {
+    scenario: scenario.name,
+    rps: result.rps,
+    p99Ms: result.p99Ms,
+    ratio,
+    serviceUs: cpu['service']?.serverUs ?? 0,
+    errors,
+  };
 }
 
 /** Counts occurrences of each key. */
