@@ -28,9 +28,9 @@ export function securityHeaders(options?: Readonly<HelmetOptions>): Readonly<Rec
  * body load nothing, and `Cache-Control: no-store` (answers depend on the caller's token). helmet's
  * defaults add eight more headers meant for HTML documents (COOP, CORP, Origin-Agent-Cluster, a
  * 290-byte CSP, ...): a counter read's response went from 460 to 910 bytes with them, and a bare
- * route on the 2-core bench machine served 48k req/s with them against 54k with this set and 56k
- * with no security headers (server and load generator both pay per byte). Pages get the document
- * headers ({@link documentHeaders}).
+ * route on the 2-core bench machine served 39–49k req/s with them against 53–55k with this set
+ * (server and load generator both pay per header). Pages get the document headers
+ * ({@link documentHeaders}).
  */
 export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   ...securityHeaders({
