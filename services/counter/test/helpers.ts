@@ -39,6 +39,7 @@ import { counterKeys, slotOf } from '../src/keys.js';
 import { SlotMap, type SlotMapDocument } from '../src/slot-map.js';
 import { ACKS_KEY, SlotMapSource } from '../src/slot-map-source.js';
 import { freePort } from '../../../hack/testing/ports.js';
+import { cleanShard } from '../../../hack/testing/redis-cleanup.js';
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -462,24 +463,9 @@ export async function createTestContext(
       await admin.disconnect().catch(() => undefined);
       for (const shard of shards) {
         // A killed counter process never removed its slot map acknowledgement.
-        if (counterPods.length > 0) await shard.redis.hdel(ACKS_KEY, ...counterPods);
-        let cursor = '0';
-        do {
-          const [next, keys] = await shard.redis.scan(cursor, 'MATCH', `ctr:{*}:${prefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await shard.redis.unlink(...keys);
-        } while (cursor !== '0');
-        do {
-          const [next, keys] = await shard.redis.scan(
-            cursor,
-            'MATCH',
-            `[pu][rq]:{*}:${prefix}*`,
-            'COUNT',
-            1000,
-          );
-          cursor = next;
-          if (keys.length > 0) await shard.redis.unlink(...keys);
-        } while (cursor !== '0');
+        await cleanShard(shard, [`ctr:{*}:${prefix}*`, `[pu][rq]:{*}:${prefix}*`], {
+          hashFields: { key: ACKS_KEY, fields: counterPods },
+        });
       }
       await Promise.all(shards.map((s) => s.close()));
       await dropDatabase(pools.primary, database);

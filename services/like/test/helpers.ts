@@ -35,6 +35,7 @@ import { buildApp, type LikeAppSettings } from '../src/app.js';
 import { postKeys, slotOf as slotOfPost } from '../src/keys.js';
 import { LikeStore, type LikeStoreOptions } from '../src/like-store.js';
 import { freePort } from '../../../hack/testing/ports.js';
+import { cleanShard } from '../../../hack/testing/redis-cleanup.js';
 export { freePort };
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -481,14 +482,7 @@ export async function createTestContext(
       store.close();
       await producer.close();
       await admin.disconnect().catch(() => undefined);
-      for (const shard of shards) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await shard.redis.scan(cursor, 'MATCH', `like:{${prefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await shard.redis.unlink(...keys);
-        } while (cursor !== '0');
-      }
+      for (const shard of shards) await cleanShard(shard, [`like:{${prefix}*`]);
       await Promise.all(shards.map((s) => s.close()));
       await monitor.stop();
       await dropDatabase(pools.primary, database);
