@@ -13,18 +13,26 @@ redis_peer_of() {
   if (($1 == $(redis_default_primary "${g}"))); then redis_default_replica "${g}"; else redis_default_primary "${g}"; fi
 }
 
-# The master port of group G according to the first Sentinel that answers; fails if none knows.
+# The master port of group G according to the Sentinels that answer: the one with the highest
+# config epoch. After a failover the leader Sentinel switches at once and tells its clients; the
+# others learn the new epoch from its hello messages up to ~2 s later, so "the first Sentinel that
+# answers" could still name the old master while clients already write to the new one.
+# Fails if no Sentinel knows the group.
 sentinel_master_port() {
-  local g="$1" sp out port
+  local g="$1" sp out best_port="" best_epoch=-1 fields port epoch
   for sp in "${HS_SENTINEL_PORTS[@]}"; do
-    out="$(rcli "${sp}" SENTINEL get-master-addr-by-name "shard-${g}")" || continue
-    port="$(sed -n 2p <<<"${out}")"
-    if [[ "${port}" =~ ^[0-9]+$ ]]; then
-      echo "${port}"
-      return 0
+    out="$(rcli "${sp}" SENTINEL MASTER "shard-${g}")" || continue
+    # The reply is a flat field/value list, one item per line.
+    fields="$(awk 'NR % 2 == 1 { k = $0; next } k == "port" { p = $0 } k == "config-epoch" { e = $0 } END { print p, e }' <<<"${out}")"
+    read -r port epoch <<<"${fields}"
+    [[ "${port}" =~ ^[0-9]+$ && "${epoch}" =~ ^[0-9]+$ ]] || continue
+    if ((epoch > best_epoch)); then
+      best_epoch="${epoch}"
+      best_port="${port}"
     fi
   done
-  return 1
+  [[ -n "${best_port}" ]] || return 1
+  echo "${best_port}"
 }
 
 # "master" | "slave <masterport>" for a live Redis, nothing if it does not answer.

@@ -23,9 +23,12 @@ async function errorsOfKind(registry: Registry, kind: string): Promise<number> {
   return values.find((v) => v.labels['shard'] === SHARD && v.labels['kind'] === kind)?.value ?? 0;
 }
 
-/** Retries `op` for up to 2 s: right after READONLY the client is reconnecting and fails fast. */
+/**
+ * Retries `op` for up to 10 s: right after READONLY the client is reconnecting and fails fast
+ * ("Stream isn't writeable"); the reconnect itself takes tens of ms, more on a loaded machine.
+ */
 async function eventually<T>(op: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 2_000;
+  const deadline = Date.now() + 10_000;
   for (;;) {
     try {
       return await op();
