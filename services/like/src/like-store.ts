@@ -564,13 +564,19 @@ export class LikeStore {
     // Delete the keys once Redis answers: they may hold this change (a timed-out script can still
     // run) or miss it (MySQL-only), either way they are no longer the truth.
     this.markDirty(shard, postId);
-    if (this.options.directWriteWaitMs > 0) {
-      const barrier = await this.barrier.waitForKey(postId, this.options.directWriteWaitMs);
-      if (barrier.kind !== 'passed') {
-        this.logger.debug({ postId, barrier: barrier.kind }, 'direct write without the writer barrier');
+    try {
+      if (this.options.directWriteWaitMs > 0) {
+        const barrier = await this.barrier.waitForKey(postId, this.options.directWriteWaitMs);
+        if (barrier.kind !== 'passed') {
+          this.logger.debug({ postId, barrier: barrier.kind }, 'direct write without the writer barrier');
+        }
       }
+      return await this.mysqlWrite(shard, userId, postId, liked, 'mysql_direct');
+    } finally {
+      // Again once the transaction ended: Redis may have come back while it ran, the repair loop
+      // deleted the keys, and a warm filled them from a snapshot taken before this commit.
+      this.markDirty(shard, postId);
     }
-    return this.mysqlWrite(shard, userId, postId, liked, 'mysql_direct');
   }
 
   private async mysqlWrite(

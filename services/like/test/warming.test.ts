@@ -5,7 +5,9 @@
  * - when the writer does not catch up in time the warm goes ahead with a short TTL (metric +
  *   warning) and the post converges once the TTL expired and the writer drained;
  * - a burst of reads on a cold post makes ONE warm (single-flight);
- * - a replica outage: reads that MySQL serves fall back to the primary.
+ * - a replica outage: reads that MySQL serves fall back to the primary;
+ * - a direct MySQL write (Redis failed) whose transaction outlives the Redis outage: a warm that
+ *   ran meanwhile from a snapshot without it is deleted once it commits.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
@@ -17,9 +19,11 @@ import {
   createTestContext,
   logger,
   metricValue,
+  shardClients,
   shardFor,
   sleep,
   storeOptions,
+  waitFor,
   type TestContext,
 } from './helpers.js';
 
@@ -178,6 +182,71 @@ describe('replica outage', () => {
       await startServer('mariadb-replica');
       store.close();
       await dead.close();
+    }
+  });
+});
+
+describe('direct MySQL write while Redis fails', () => {
+  it('a warm taken while the direct write was still in its transaction does not outlive the commit', async () => {
+    const registry = new Registry();
+    const shards = shardClients(registry, 'direct-race');
+    const store = new LikeStore({
+      shards,
+      router: ctx.router,
+      producer: ctx.producer,
+      highWatermarks: (t) => ctx.admin.fetchTopicOffsets(t),
+      logger,
+      registry,
+      // warmWaitMs short: the blocked INSERT must not run into the pool's 3 s statement timeout.
+      options: storeOptions(ctx.topic, ctx.groupId, {
+        directWriteWaitMs: 0,
+        repairIntervalMs: 100,
+        warmWaitMs: 200,
+      }),
+    });
+    const post = ctx.post('direct-race');
+    const shard = shardFor(shards, post);
+    const pendingDirty = () => store.pendingRepairs()[shard.shard]?.dirty ?? -1;
+    try {
+      await Promise.all(shards.map((c) => c.waitUntilReady(10_000)));
+      await ctx.pools.primary.withConnection(async (blocker) => {
+        // Another transaction holds the row the direct write will insert: its commit waits for us.
+        await blocker.unprepared('START TRANSACTION');
+        await blocker.execute('INSERT INTO like_records (post_id, user_id, created_at) VALUES (?, ?, ?)', [
+          post,
+          'd1',
+          new Date(),
+        ]);
+        // Redis fails for this write only: a dropped connection rejects at once (no offline queue).
+        shard.redis.disconnect(true);
+        const write = store.setLiked('d1', post, true);
+        try {
+          await waitFor(
+            async () =>
+              (await metricValue(registry, 'hyperscale_like_fallbacks_total', {
+                reason: 'redis_unavailable',
+              })) === 1,
+            5_000,
+            'the fallback to a direct write',
+          );
+          // Redis is back and the repair loop deleted the post's keys while the write still waits.
+          await shard.waitUntilReady(10_000);
+          await waitFor(() => pendingDirty() === 0, 10_000, 'the repair loop');
+          // A read warms the post from MySQL, which does not have the like yet.
+          expect(await store.readState(undefined, post)).toEqual({ postId: post, count: 0, liked: false });
+          expect(await ctx.redisState(post)).toEqual({ count: 0, users: [] });
+        } finally {
+          await blocker.unprepared('ROLLBACK');
+        }
+        expect(await write).toMatchObject({ changed: true, count: 1, path: 'mysql_direct' });
+      });
+      // The commit marked the post again: its stale keys go, the next read warms with the like.
+      await waitFor(() => pendingDirty() === 0, 10_000, 'the repair loop after the commit');
+      expect(await store.readState('d1', post)).toEqual({ postId: post, count: 1, liked: true });
+      expect(await ctx.redisState(post)).toEqual({ count: 1, users: ['d1'] });
+    } finally {
+      store.close();
+      await Promise.all(shards.map((c) => c.close()));
     }
   });
 });
