@@ -625,9 +625,12 @@ export class CounterStore {
       value = await mysqlApplyDelta(this.router, name, delta, eventId);
     } catch (err) {
       this.logger.warn({ err, name, path }, 'MySQL write failed after Redis/Kafka failed');
+      // A statement that timed out on our side may still commit on the server.
+      await this.invalidate(map, name, 'fallback');
       throw serviceUnavailable('Counters cannot be stored right now; retry later', 1, err);
     }
     // Redis no longer has the truth for this counter (the delta is in MySQL only): make it cold.
+    // After the commit, so a warm that read MySQL before it cannot outlive it.
     await this.invalidate(map, name, 'fallback');
     this.metrics.writes.inc({ path }, requests);
     return { name, value, path };

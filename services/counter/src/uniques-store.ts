@@ -300,9 +300,15 @@ export class UniquesStore {
       gen = await this.add(shard, name, day, userId);
     } catch (err) {
       if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
-      if (err instanceof RedisPathError)
-        this.markDirty({ shard, name, day, dropSet: true, untilMoved: false });
-      await this.mysqlInsert(event);
+      const repair: PendingRepair = { shard, name, day, dropSet: true, untilMoved: false };
+      if (err instanceof RedisPathError) this.markDirty(repair);
+      try {
+        await this.mysqlInsert(event);
+      } finally {
+        // Again once the insert ended: a warm (here, after Redis came back, or on another pod) may
+        // have filled the set from a snapshot taken before this commit.
+        this.markDirty(repair);
+      }
       return 'mysql_direct';
     }
     try {
