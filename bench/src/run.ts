@@ -24,6 +24,7 @@ import {
   startProcess,
   type RunningProcess,
 } from './processes.js';
+import { formatSystemCpu, snapshotCpu, systemCpu, type SystemCpu } from './system-cpu.js';
 
 const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 100);
 const durationSeconds = Number(process.env['BENCH_DURATION_S'] ?? 10);
@@ -229,12 +230,15 @@ async function measure(
       next: scenario.next,
     });
   const cpu: Record<string, CpuPerRequest> = {};
+  let machine: SystemCpu | undefined;
   const loadMeasured = async (label: string, target: Target) => {
     const server = processCpuMicros(target.pid);
     const loadgen = process.cpuUsage();
+    const everything = label === 'service' ? snapshotCpu(target.pid) : undefined;
     const result = await load(target.port, durationSeconds);
     const answered = Math.max(1, result.ok + result.errors);
     const own = process.cpuUsage(loadgen);
+    if (everything !== undefined) machine = systemCpu(everything, snapshotCpu(target.pid), answered);
     cpu[label] = {
       serverUs: (processCpuMicros(target.pid) - server) / answered,
       loadgenUs: (own.user + own.system) / answered,
@@ -291,6 +295,8 @@ async function measure(
       )
       .join(' ')}\n`,
   );
+  if (machine !== undefined)
+    process.stdout.write(`SYSCPU scenario=${scenario.name} ${formatSystemCpu(machine)}\n`);
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );
