@@ -113,6 +113,45 @@ describe('bearer auth', () => {
     }
   });
 
+  it('checks HS256 claims: not-yet-valid, issuer, audience, clock tolerance and the algorithm', async () => {
+    const key = new TextEncoder().encode(secret);
+    const verifier = new TokenVerifier({
+      hs256Secret: secret,
+      issuer: 'hyperscale',
+      audience: 'counters',
+      clockToleranceSeconds: 5,
+    });
+    const sign = (claims: { iss?: string; aud?: string; nbfInSeconds?: number }, alg = 'HS256') => {
+      const jwt = new SignJWT({}).setProtectedHeader({ alg }).setSubject('dave').setExpirationTime('5m');
+      if (claims.iss !== undefined) jwt.setIssuer(claims.iss);
+      if (claims.aud !== undefined) jwt.setAudience(claims.aud);
+      if (claims.nbfInSeconds !== undefined)
+        jwt.setNotBefore(Math.floor(Date.now() / 1000) + claims.nbfInSeconds);
+      return jwt.sign(key);
+    };
+    const detail = (token: string) =>
+      verifier.verify(token).then(
+        () => 'accepted',
+        (err: Error & { detail?: string }) => err.detail ?? err.message,
+      );
+    expect(await detail(await sign({ iss: 'hyperscale', aud: 'counters' }))).toBe('accepted');
+    expect(await detail(await sign({ iss: 'someone-else', aud: 'counters' }))).toBe(
+      'Token claim invalid: iss',
+    );
+    expect(await detail(await sign({ iss: 'hyperscale', aud: 'likes' }))).toBe('Token claim invalid: aud');
+    expect(await detail(await sign({ iss: 'hyperscale', aud: 'counters', nbfInSeconds: 60 }))).toBe(
+      'Token claim invalid: nbf',
+    );
+    // Within the 5 s tolerance a token that becomes valid in 3 s is accepted.
+    expect(await detail(await sign({ iss: 'hyperscale', aud: 'counters', nbfInSeconds: 3 }))).toBe(
+      'accepted',
+    );
+    // Same secret, another HMAC: the verifier accepts HS256 only.
+    expect(await detail(await sign({ iss: 'hyperscale', aud: 'counters' }, 'HS512'))).toBe(
+      'Token algorithm is not accepted',
+    );
+  });
+
   it('refuses a short HS256 secret at construction', () => {
     expect(() => new TokenVerifier({ hs256Secret: 'short' })).toThrow(/32 bytes/);
   });
