@@ -152,6 +152,21 @@ describe('bearer auth', () => {
     );
   });
 
+  it('keeps at most cacheSize verified tokens, dropping the least recently used', async () => {
+    const verifier = new TokenVerifier({ hs256Secret: secret, cacheSize: 2 });
+    const [a, b, c] = await Promise.all(['a1', 'b1', 'c1'].map((userId) => signDevToken({ secret, userId })));
+    await verifier.verify(a!);
+    await verifier.verify(b!);
+    expect(verifier.cached(a!)?.userId).toBe('a1'); // a is now the most recently used
+    await verifier.verify(c!);
+    expect(verifier.cached(b!)).toBeUndefined();
+    expect(verifier.cached(a!)?.userId).toBe('a1');
+    expect(verifier.cached(c!)?.userId).toBe('c1');
+    const uncached = new TokenVerifier({ hs256Secret: secret, cacheSize: 0 });
+    await uncached.verify(a!);
+    expect(uncached.cached(a!)).toBeUndefined();
+  });
+
   it('refuses a short HS256 secret at construction', () => {
     expect(() => new TokenVerifier({ hs256Secret: 'short' })).toThrow(/32 bytes/);
   });
