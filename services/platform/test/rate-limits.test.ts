@@ -126,7 +126,7 @@ describe('BatchedWindowCounter (real Redis)', () => {
     expect(await keys()).toBe(0);
   });
 
-  it('forgets the oldest keys beyond maxKeys', async () => {
+  it('forgets the least recently counted keys beyond maxKeys', async () => {
     const registry = new Registry();
     const pod = counter({ maxKeys: 3, registry });
     const now = Date.now();
@@ -136,6 +136,12 @@ describe('BatchedWindowCounter (real Redis)', () => {
     // k5 is remembered (its second request), k1 was forgotten (counts from 1 again).
     expect(pod.incr('k5', WINDOW_MS, now).current).toBe(2);
     expect(pod.incr('k1', WINDOW_MS, now).current).toBe(1);
+    // The least recently COUNTED key goes first, not the first inserted: a is counted again
+    // before d arrives, so b is forgotten and a keeps its count.
+    const lru = counter({ maxKeys: 3 });
+    for (const key of ['a', 'b', 'c', 'a', 'd']) lru.incr(key, WINDOW_MS, now);
+    expect(lru.incr('a', WINDOW_MS, now).current).toBe(3);
+    expect(lru.incr('b', WINDOW_MS, now).current).toBe(1);
   });
 });
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { getOrCreate } from '../resilience/metrics.js';
@@ -48,11 +49,12 @@ interface Entry {
  * Redis fails each pod still enforces the limit on its own counts; the failed counts stay local.
  */
 export class BatchedWindowCounter {
-  private readonly entries = new Map<string, Entry>();
+  // Least recently counted keys are forgotten first. (A Map trimmed with keys().next() + delete
+  // scans the deleted slots at its front on every insert once full.)
+  private readonly entries: LRUCache<string, Entry>;
   private readonly dirty = new Set<string>();
   private readonly redis: Redis | undefined;
   private readonly prefix: string;
-  private readonly maxKeys: number;
   private readonly logger: Logger;
   private readonly syncs: Counter<'outcome'> | undefined;
   private readonly timer: NodeJS.Timeout;
@@ -63,7 +65,13 @@ export class BatchedWindowCounter {
   constructor(options: BatchedWindowCounterOptions) {
     this.redis = options.redis;
     this.prefix = options.prefix;
-    this.maxKeys = options.maxKeys ?? 100_000;
+    this.entries = new LRUCache<string, Entry>({
+      max: options.maxKeys ?? 100_000,
+      // A forgotten key's unsent counts are dropped with it.
+      dispose: (_entry, key, reason) => {
+        if (reason === 'evict') this.dirty.delete(key);
+      },
+    });
     this.logger = options.logger.child({ component: 'rate-limit' });
     if (options.registry !== undefined) {
       const registry = options.registry;
@@ -129,15 +137,7 @@ export class BatchedWindowCounter {
     if (known !== undefined && known.window === window && known.windowMs === windowMs) return known;
     // A new window starts from zero (the old one's unsent counts no longer matter).
     const entry: Entry = { windowMs, window, local: 0, sending: 0, global: 0 };
-    this.entries.delete(key);
     this.entries.set(key, entry);
-    if (this.entries.size > this.maxKeys) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) {
-        this.entries.delete(oldest);
-        this.dirty.delete(oldest);
-      }
-    }
     return entry;
   }
 
@@ -153,7 +153,7 @@ export class BatchedWindowCounter {
     const batch: { entry: Entry; sent: number }[] = [];
     const pipeline = redis.pipeline();
     for (const key of this.dirty) {
-      const entry = this.entries.get(key);
+      const entry = this.entries.peek(key);
       if (entry === undefined || entry.local === 0) continue;
       const redisKey = `${this.prefix}${key}:${entry.window}`;
       pipeline.incrby(redisKey, entry.local);
@@ -186,10 +186,12 @@ export class BatchedWindowCounter {
   }
 
   private forgetEndedWindows(now: number): void {
-    for (const [key, entry] of this.entries) {
+    const ended: string[] = [];
+    for (const [key, entry] of this.entries.entries()) {
       if (entry.window < Math.floor(now / entry.windowMs) && entry.sending === 0 && !this.dirty.has(key))
-        this.entries.delete(key);
+        ended.push(key);
     }
+    for (const key of ended) this.entries.delete(key);
   }
 }
 
