@@ -266,7 +266,14 @@ export async function createTestContext(
   );
   const admin = kafka.admin();
   await admin.connect();
-  const producer = new GroupCommitProducer({ kafka, logger, registry, lingerMs: 2, sendTimeoutMs: 3_000 });
+  const producer = new GroupCommitProducer({
+    kafka,
+    logger,
+    registry,
+    lingerMs: 2,
+    sendTimeoutMs: 3_000,
+    packing: { [topic]: {} }, // as the service: delta records packed per partition
+  });
   await producer.connect();
 
   const shards = shardClients(registry, name);
