@@ -78,10 +78,10 @@ async function startService(service: 'like' | 'counter'): Promise<Ports> {
 async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be an integer ≥ 1');
   // Ids (posts, counter names, users) are per round, so each round's verification sees only its own writes.
-  const scenariosOf = (id: string) =>
-    [...likeScenarios(id, token), ...counterScenarios(id, token)].filter(
-      (scenario) => requested.length === 0 || requested.includes(scenario.name),
-    );
+  const scenariosOf = (id: string): RoundScenario[] =>
+    [...likeScenarios(id, token), ...counterScenarios(id, token)]
+      .filter((scenario) => requested.length === 0 || requested.includes(scenario.name))
+      .map((scenario) => ({ ...scenario, runId: id }));
   const scenarios = scenariosOf(runId);
   const unknown = requested.filter(
     (name) =>
@@ -140,7 +140,10 @@ function printMedians(outcomes: readonly Outcome[]): void {
   }
 }
 
-async function runScenarios(scenarios: Scenario[]): Promise<Outcome[]> {
+/** A scenario of one round, with the id its posts, names and users start with (`<runId>-…`). */
+type RoundScenario = Scenario & { runId: string };
+
+async function runScenarios(scenarios: RoundScenario[]): Promise<Outcome[]> {
   const floorPort = await freePort();
   const floorProcess = await startProcess({
     name: 'floor',
@@ -216,7 +219,7 @@ interface CpuPerRequest {
 }
 
 async function measure(
-  scenario: Scenario,
+  scenario: RoundScenario,
   floorTarget: Target,
   appFloorTarget: Target | undefined,
   ports: Ports,
@@ -268,11 +271,11 @@ async function measure(
   const acknowledged = [...warmup.acknowledged, ...result.acknowledged];
   const verified =
     scenario.verify === 'likes'
-      ? await verifyLikes(acknowledged, ports, primary)
+      ? await verifyLikes(acknowledged, ports, primary, scenario.runId)
       : scenario.verify === 'counters'
-        ? await verifyCounters(acknowledged, ports, primary)
+        ? await verifyCounters(acknowledged, ports, primary, scenario.runId)
         : scenario.verify === 'uniques'
-          ? await verifyUniques(acknowledged, ports, primary)
+          ? await verifyUniques(acknowledged, ports, primary, scenario.runId)
           : undefined;
   if (verified !== undefined) process.stdout.write(`VERIFY scenario=${scenario.name} ${verified}\n`);
   // The floor again, once the writer drained: on a shared VM one 10 s window can run well below
@@ -331,12 +334,17 @@ async function getJson<T>(ports: Ports, path: string, init?: RequestInit): Promi
 }
 
 /** Every acknowledged key is a distinct (user, post) pair: each adds exactly one like. */
-async function verifyLikes(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
+async function verifyLikes(
+  acknowledged: string[],
+  ports: Ports,
+  primary: MysqlPool,
+  id: string,
+): Promise<string> {
   const expected = tally(acknowledged.map((key) => key.slice(key.indexOf('|') + 1)));
   const drainMs = await waitDrained(primary, writerEnv, TOPICS.likes);
   const rows = await primary.select<{ post_id: string; like_count: string }>(
     'SELECT post_id, like_count FROM post_stats WHERE post_id LIKE ?',
-    [`${runId}-%`],
+    [`${id}-%`],
   );
   const stored = new Map(rows.map((row) => [row.post_id, Number(row.like_count)]));
   let redisMismatches = 0;
@@ -348,12 +356,17 @@ async function verifyLikes(acknowledged: string[], ports: Ports, primary: MysqlP
 }
 
 /** Every acknowledged key is one increment by 1 of that counter. */
-async function verifyCounters(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
+async function verifyCounters(
+  acknowledged: string[],
+  ports: Ports,
+  primary: MysqlPool,
+  id: string,
+): Promise<string> {
   const expected = tally(acknowledged);
   const drainMs = await waitDrained(primary, writerEnv, TOPICS.counters);
   const rows = await primary.select<{ name: string; value: string }>(
     'SELECT name, value FROM counters WHERE name LIKE ?',
-    [`${runId}-%`],
+    [`${id}-%`],
   );
   const stored = new Map(rows.map((row) => [row.name, Number(row.value)]));
   let redisMismatches = 0;
@@ -373,8 +386,13 @@ async function verifyCounters(acknowledged: string[], ports: Ports, primary: Mys
 }
 
 /** Every acknowledged key is a distinct user active today on one name. */
-async function verifyUniques(acknowledged: string[], ports: Ports, primary: MysqlPool): Promise<string> {
-  const name = `${runId}-dau`;
+async function verifyUniques(
+  acknowledged: string[],
+  ports: Ports,
+  primary: MysqlPool,
+  id: string,
+): Promise<string> {
+  const name = `${id}-dau`;
   const day = new Date().toISOString().slice(0, 10);
   const drainMs = await waitDrained(primary, writerEnv, TOPICS.uniques);
   const rows = await primary.select<{ user_id: string }>(
