@@ -100,8 +100,6 @@ async function start(): Promise<void> {
     lingerMs: config.KAFKA_LINGER_MS,
     maxBatch: config.KAFKA_MAX_BATCH,
     sendTimeoutMs: config.KAFKA_SEND_TIMEOUT_MS,
-    // Deltas of distinct names share records (per partition): the writer reads both forms.
-    packing: { [config.COUNTER_TOPIC]: {} },
   });
   const admin = kafka.admin({ retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 } });
   let producerConnected = false;

@@ -266,14 +266,7 @@ export async function createTestContext(
   );
   const admin = kafka.admin();
   await admin.connect();
-  const producer = new GroupCommitProducer({
-    kafka,
-    logger,
-    registry,
-    lingerMs: 2,
-    sendTimeoutMs: 3_000,
-    packing: { [topic]: {} }, // as the service: delta records packed per partition
-  });
+  const producer = new GroupCommitProducer({ kafka, logger, registry, lingerMs: 2, sendTimeoutMs: 3_000 });
   await producer.connect();
 
   const shards = shardClients(registry, name);

@@ -45,10 +45,8 @@ export interface TopicHandler<E> {
    * Parses one message value (UTF-8 text, null for a tombstone). Throw `InvalidEventError` when it
    * can never be applied: the consumer isolates that one message and dead-letters it, and every
    * other message of the batch is still applied. Must be pure (it runs again on every retry).
-   * A packed record (several events, see the platform's packing) decodes to an array; its events
-   * share the record's offset, so they are applied, or skipped as duplicates, together.
    */
-  decode(value: string | null): E | readonly E[];
+  decode(value: string | null): E;
   /**
    * Applies events (offset order, none applied before) on `conn`, which is inside the batch's
    * transaction: do not COMMIT/ROLLBACK, do not keep the connection. Must be deterministic given the
@@ -150,12 +148,7 @@ class PartitionApplier {
     return async (batch) => {
       // Decoding first, outside any transaction: a poison message fails the call before MySQL is
       // touched, and the consumer's bisection dead-letters exactly that message.
-      const events = batch.messages.flatMap((m) => {
-        const decoded = handler.decode(m.value);
-        return Array.isArray(decoded)
-          ? decoded.map((event: unknown) => ({ offset: m.offset, event }))
-          : [{ offset: m.offset, event: decoded }];
-      });
+      const events = batch.messages.map((m) => ({ offset: m.offset, event: handler.decode(m.value) }));
       const stopTimer = this.metrics.applyDuration.startTimer({ topic: batch.topic });
       this.metrics.batchSize.observe({ topic: batch.topic }, events.length);
       const outcome = await this.applyWithRetries(handler, batch, events);

@@ -4,8 +4,6 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { KafkaBackpressureError, KafkaUnavailableError } from './errors.js';
 import { GroupCommitProducer, groupByTopic } from './group-commit-producer.js';
-import { unpackJsonValue } from './packing.js';
-import { partitionFor } from './partition.js';
 import type { KafkaProducerPort, SendResult } from './group-commit-producer.js';
 
 const PARTITIONS = 3;
@@ -207,56 +205,6 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
     expect(await metricValue(registry, 'hyperscale_kafka_produce_requests_total')).toBe(3);
   });
 
-  it('packs the messages of a packing topic per partition once the partition count is known', async () => {
-    const producer = new GroupCommitProducer({ kafka, logger, registry, packing: { deltas: {} } });
-    const keys = Array.from({ length: 12 }, (_, i) => `name-${i}`);
-    const value = (key: string, n: number) => JSON.stringify({ key, n });
-    // First batch: the partition count is not known yet, one record per message.
-    const sendAll = async (n: number) => {
-      const sent = Promise.all(keys.map((k) => producer.send('deltas', { key: k, value: value(k, n) })));
-      await vi.advanceTimersByTimeAsync(5); // the linger
-      return sent;
-    };
-    const first = await sendAll(1);
-    expect(kafka.calls[0]?.batch.topicMessages?.[0]?.messages).toHaveLength(12);
-    // Second batch: one record per partition, holding that partition's messages in call order.
-    const second = await sendAll(2);
-    const records = kafka.calls[1]?.batch.topicMessages?.[0]?.messages ?? [];
-    const partitions = kafka.calls[1]?.partitions ?? [];
-    expect(records.length).toBe(new Set(partitions).size);
-    expect(records.length).toBeLessThan(12);
-    const unpacked = records.flatMap((r) => unpackJsonValue(JSON.parse(String(r.value))));
-    expect(unpacked).toHaveLength(12);
-    keys.forEach((k, i) => {
-      // Each message travels in the record of its own key's partition, and gets that record's offset.
-      const partition = partitionFor(k, PARTITIONS);
-      expect(second[i]?.partition).toBe(partition);
-      expect(first[i]?.partition).toBe(partition);
-      const index = partitions.indexOf(partition);
-      const inRecord = unpackJsonValue(JSON.parse(String(records[index]?.value)));
-      expect(inRecord).toContainEqual({ key: k, n: 2 });
-    });
-    // Messages sharing a record share its offset; records of one partition get consecutive offsets.
-    const byRecord = new Map<string, string[]>();
-    second.forEach((r, i) => {
-      const id = `${r.partition}/${r.offset}`;
-      byRecord.set(id, [...(byRecord.get(id) ?? []), keys[i]!]);
-    });
-    expect(byRecord.size).toBe(records.length);
-    // Other topics are untouched.
-    for (const round of [1, 2]) {
-      const sent = Promise.all(
-        ['x', 'y', 'z'].map((k) => producer.send('other', { key: k, value: `${round}` })),
-      );
-      await vi.advanceTimersByTimeAsync(5);
-      await sent;
-    }
-    expect(kafka.calls.at(-1)?.batch.topicMessages?.[0]?.messages).toHaveLength(3);
-    const closing = producer.close();
-    await vi.advanceTimersByTimeAsync(5);
-    await closing;
-  });
-
   it('groups per topic in call order (kafkajs needs one entry per topic)', () => {
     const m = (v: string) => ({ key: null, value: v });
     expect(
@@ -266,14 +214,8 @@ describe('GroupCommitProducer (fake kafkajs, fake clock)', () => {
         { topic: 'a', message: m('3') },
       ]),
     ).toEqual([
-      [
-        'a',
-        [
-          { topic: 'a', message: m('1') },
-          { topic: 'a', message: m('3') },
-        ],
-      ],
-      ['b', [{ topic: 'b', message: m('2') }]],
+      { topic: 'a', messages: [m('1'), m('3')] },
+      { topic: 'b', messages: [m('2')] },
     ]);
   });
 

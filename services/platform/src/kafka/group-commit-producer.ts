@@ -13,7 +13,6 @@ import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { KafkaBackpressureError, KafkaUnavailableError, errorMessage } from './errors.js';
 import { BATCH_SIZE_BUCKETS, DURATION_BUCKETS, counter, gauge, histogram } from './metrics.js';
 import { assignOffsets } from './offsets.js';
-import { packMessages, type PackingRule } from './packing.js';
 import type { AssignedOffset } from './offsets.js';
 import { withTimeout } from './timeout.js';
 
@@ -66,13 +65,6 @@ export interface GroupCommitProducerOptions {
    * the producer is discarded so the pipeline cannot stall. Default max(30 000, 3 × sendTimeoutMs).
    */
   abandonAfterMs?: number;
-  /**
-   * Topics whose string messages are packed, several per record, per partition of their key
-   * (`{"v":2,"events":[…]}`, see packing.ts); their consumers must read both forms. Each caller
-   * still gets its own promise, settled with its record's fate and offset. Packing starts once
-   * kafkajs has reported the topic's partition count (after the topic's first batch).
-   */
-  packing?: Readonly<Record<string, PackingRule>>;
 }
 
 /** A snapshot of one producer's state and lifetime counts. */
@@ -96,8 +88,6 @@ interface Pending {
   settled: boolean;
   resolve: (result: SendResult) => void;
   reject: (err: Error) => void;
-  /** The record that carries this message (itself, or a packed record), set when it is sent. */
-  record?: Message;
 }
 
 /**
@@ -161,16 +151,12 @@ export class GroupCommitProducer {
   private idleWaiters: (() => void)[] = [];
   /** Partition kafkajs' partitioner chose for each message object (filled during sendBatch). */
   private readonly partitionOf = new WeakMap<Message, number>();
-  /** Partition count of each topic as kafkajs' partitioner last saw it (its cluster metadata). */
-  private readonly partitionCounts = new Map<string, number>();
-  private readonly packing: Readonly<Record<string, PackingRule>>;
   private readonly counts = { batches: 0, acknowledged: 0, failed: 0, backpressure: 0, lastBatch: 0 };
 
   constructor(options: GroupCommitProducerOptions) {
     this.kafka = options.kafka;
     this.logger = options.logger.child({ component: 'kafka-producer' });
     this.lingerMs = options.lingerMs ?? 2;
-    this.packing = options.packing ?? {};
     this.maxBatch = options.maxBatch ?? 1000;
     this.sendTimeoutMs = options.sendTimeoutMs ?? 3000;
     this.maxQueued = options.maxQueued ?? 50_000;
@@ -394,7 +380,7 @@ export class GroupCommitProducer {
     const sending = producer.sendBatch({
       acks: -1,
       timeout: this.sendTimeoutMs,
-      topicMessages: this.recordsOf(batch),
+      topicMessages: groupByTopic(batch),
     });
     this.requestsCounter.inc();
     return withTimeout(
@@ -409,37 +395,12 @@ export class GroupCommitProducer {
     );
   }
 
-  /** The batch as kafkajs records, per topic in call order; packs the topics configured so. */
-  private recordsOf(batch: Pending[]): TopicMessages[] {
-    for (const entry of batch) entry.record = entry.message;
-    return groupByTopic(batch).map(([topic, entries]) => {
-      const rule = this.packing[topic];
-      const partitions = this.partitionCounts.get(topic);
-      if (rule === undefined || partitions === undefined || entries.length < 2)
-        return { topic, messages: entries.map((entry) => entry.message) };
-      const { records, recordOf } = packMessages(entries, partitions, rule);
-      entries.forEach((entry, i) => (entry.record = recordOf[i]));
-      return { topic, messages: records };
-    });
-  }
-
   private onAcknowledged(batch: Pending[], acks: RecordMetadata[]): void {
-    // Offsets are assigned per record in the order records were handed to kafkajs; the messages of
-    // a packed record share its offset.
-    const records: { topic: string; record: Message }[] = [];
-    const seen = new Set<Message>();
-    for (const { topic, record } of batch) {
-      if (record === undefined || seen.has(record)) continue;
-      seen.add(record);
-      records.push({ topic, record });
-    }
     const assigned = assignOffsets(
-      records.map(({ topic, record }) => ({ topic, partition: this.partitionOf.get(record) })),
+      batch.map((entry) => ({ topic: entry.topic, partition: this.partitionOf.get(entry.message) })),
       acks,
     );
-    const resultOf = new Map<Message, SendResult>();
-    records.forEach(({ record }, i) => resultOf.set(record, assigned[i] ?? {}));
-    for (const entry of batch) this.settle(entry, null, resultOf.get(entry.record ?? entry.message) ?? {});
+    batch.forEach((entry, i) => this.settle(entry, null, assigned[i] ?? {}));
   }
 
   private onFailed(batch: Pending[], err: unknown): void {
@@ -538,7 +499,6 @@ export class GroupCommitProducer {
     return (args) => {
       const chosen = partition(args);
       this.partitionOf.set(args.message, chosen);
-      this.partitionCounts.set(args.topic, args.partitionMetadata.length);
       return chosen;
     };
   };
@@ -602,14 +562,12 @@ export class GroupCommitProducer {
 }
 
 /** Groups a batch per topic, keeping call order inside each topic (kafkajs needs one entry per topic). */
-export function groupByTopic<T extends { topic: string }>(
-  batch: readonly T[],
-): [topic: string, items: T[]][] {
-  const byTopic = new Map<string, T[]>();
-  for (const item of batch) {
-    const items = byTopic.get(item.topic);
-    if (items === undefined) byTopic.set(item.topic, [item]);
-    else items.push(item);
+export function groupByTopic(batch: readonly { topic: string; message: Message }[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const { topic, message } of batch) {
+    const messages = byTopic.get(topic);
+    if (messages === undefined) byTopic.set(topic, [message]);
+    else messages.push(message);
   }
-  return [...byTopic];
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }

@@ -34,7 +34,5 @@ export { nextOffset, consumerLag } from './offsets.js';
 export { DEFAULT_RETRY_POLICY, backoffDelay } from './batching.js';
 export type { RetryPolicy } from './batching.js';
 export { partitionFor } from './partition.js';
-export { packJsonValues, unpackJsonValue } from './packing.js';
-export type { PackingRule } from './packing.js';
 export { WriterBarrier } from './writer-barrier.js';
 export type { BarrierOutcome, HighWatermarkSource, WriterBarrierOptions } from './writer-barrier.js';

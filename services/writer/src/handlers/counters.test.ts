@@ -1,20 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidEventError, packJsonValues } from '@hyperscale/platform';
-import { decodeCounterDeltas, sumDeltas, type CounterDeltaEvent } from './counters.js';
+import { InvalidEventError } from '@hyperscale/platform';
+import { decodeCounterDelta, sumDeltas, type CounterDeltaEvent } from './counters.js';
 
 const ev = (eventId: string, name: string, delta: number) => ({
   offset: '0',
   event: { eventId, name, delta, at: '2026-01-01T00:00:00.000Z' } satisfies CounterDeltaEvent,
 });
 
-describe('decodeCounterDeltas', () => {
-  const e = { eventId: 'e1', name: 'views:a', delta: -3, at: '2026-01-01T00:00:00.000Z' };
-  const f = { eventId: 'e2', name: 'views:b', delta: 7, at: '2026-01-01T00:00:01.000Z' };
+describe('decodeCounterDelta', () => {
   it('accepts a valid event', () => {
-    expect(decodeCounterDeltas(JSON.stringify(e))).toEqual([e]);
-  });
-  it('accepts a packed record, events in order', () => {
-    expect(decodeCounterDeltas(packJsonValues([JSON.stringify(e), JSON.stringify(f)]))).toEqual([e, f]);
+    const e = { eventId: 'e1', name: 'views:a', delta: -3, at: '2026-01-01T00:00:00.000Z' };
+    expect(decodeCounterDelta(JSON.stringify(e))).toEqual(e);
   });
   it.each([
     ['null', null],
@@ -24,14 +20,8 @@ describe('decodeCounterDeltas', () => {
     ['huge delta', JSON.stringify({ eventId: 'e', name: 'n', delta: 2e9, at: '2026-01-01T00:00:00Z' })],
     ['bad name', JSON.stringify({ eventId: 'e', name: 'a b', delta: 1, at: '2026-01-01T00:00:00Z' })],
     ['bad time', JSON.stringify({ eventId: 'e', name: 'n', delta: 1, at: 'yesterday' })],
-    ['packed without events', JSON.stringify({ v: 2, events: {} })],
-    ['packed and empty', packJsonValues([])],
-    [
-      'packed with one bad event',
-      packJsonValues([JSON.stringify(e), JSON.stringify({ eventId: 'e', name: 'n', delta: 0, at: e.at })]),
-    ],
   ])('rejects %s', (_, value) => {
-    expect(() => decodeCounterDeltas(value)).toThrow(InvalidEventError);
+    expect(() => decodeCounterDelta(value)).toThrow(InvalidEventError);
   });
 });
 

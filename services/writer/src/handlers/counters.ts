@@ -3,13 +3,7 @@
  * one set-based upsert (DESIGN §2 "Writer": per counter the deltas sum), so a hot counter costs one
  * row update per batch instead of one per increment.
  */
-import {
-  COUNTER_NAME_REGEX,
-  InvalidEventError,
-  TOPICS,
-  unpackJsonValue,
-  type MysqlExecutor,
-} from '@hyperscale/platform';
+import { COUNTER_NAME_REGEX, InvalidEventError, TOPICS, type MysqlExecutor } from '@hyperscale/platform';
 import type { OffsetEvent } from '../offsets.js';
 import type { ApplyStats, TopicHandler } from '../pipeline.js';
 
@@ -31,11 +25,10 @@ const SELECT_FALLBACK = `SELECT f.event_id FROM JSON_TABLE(?, '$[*]' COLUMNS (e 
 const UPSERT = `INSERT INTO counters (name, value) SELECT j.n, j.d FROM JSON_TABLE(?, '$[*]' COLUMNS (n ${NAME} PATH '$[0]', d BIGINT PATH '$[1]')) AS j ON DUPLICATE KEY UPDATE value = value + VALUES(value)`;
 
 /**
- * Parses and validates the delta events of a record: one, or several in a packed record (the
- * counter service packs the deltas of one partition, see the platform's packing).
- * @throws InvalidEventError naming the bad field (the whole record is dead-lettered).
+ * Parses and validates a delta event.
+ * @throws InvalidEventError naming the bad field (the message is dead-lettered).
  */
-export function decodeCounterDeltas(value: string | null): CounterDeltaEvent[] {
+export function decodeCounterDelta(value: string | null): CounterDeltaEvent {
   if (value === null) throw new InvalidEventError('message has no value');
   let parsed: unknown;
   try {
@@ -43,18 +36,6 @@ export function decodeCounterDeltas(value: string | null): CounterDeltaEvent[] {
   } catch {
     throw new InvalidEventError('message is not JSON');
   }
-  let events: unknown[];
-  try {
-    events = unpackJsonValue(parsed);
-  } catch {
-    throw new InvalidEventError('packed message has no events array');
-  }
-  if (events.length === 0) throw new InvalidEventError('packed message has no events');
-  return events.map(toCounterDelta);
-}
-
-/** Validates one parsed delta event. */
-function toCounterDelta(parsed: unknown): CounterDeltaEvent {
   if (typeof parsed !== 'object' || parsed === null) throw new InvalidEventError('message is not an object');
   const { eventId, name, delta, at } = parsed as Record<string, unknown>;
   if (typeof eventId !== 'string' || eventId.length === 0 || eventId.length > 64)
@@ -119,5 +100,5 @@ export interface CountersHandlerOptions {
 
 /** The counters {@link TopicHandler}. */
 export function countersHandler(options: CountersHandlerOptions = {}): TopicHandler<CounterDeltaEvent> {
-  return { topic: options.topic ?? TOPICS.counters, decode: decodeCounterDeltas, apply: applyCounterDeltas };
+  return { topic: options.topic ?? TOPICS.counters, decode: decodeCounterDelta, apply: applyCounterDeltas };
 }
