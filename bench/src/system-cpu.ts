@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { processCpuMicros } from './processes.js';
 
 /**
  * CPU of every process on the machine over a load window, grouped by role (the service under load,
@@ -58,9 +59,7 @@ export function snapshotCpu(servicePid: number): CpuSnapshot {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const cpuUs = (Number(fields[11]) + Number(fields[12])) * 10_000;
+      const cpuUs = processCpuMicros(pid);
       if (cpuUs === 0) continue;
       const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
       processes.set(pid, { cpuUs, group: groupOf(pid, commandLine, servicePid) });

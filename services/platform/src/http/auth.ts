@@ -108,11 +108,6 @@ export class TokenVerifier {
   }
 
   private async verifySignature(token: string): Promise<{ principal: Principal; expiresAt: number }> {
-    const verifyOptions = {
-      clockTolerance: this.options.clockToleranceSeconds ?? 5,
-      ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
-      ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
-    };
     let payload: JWTPayload;
     try {
       const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as {
@@ -122,7 +117,9 @@ export class TokenVerifier {
         payload = this.hs256(token);
       } else if (this.jwks !== undefined && header.alg !== 'HS256') {
         ({ payload } = await jwtVerify(token, this.jwks, {
-          ...verifyOptions,
+          clockTolerance: this.options.clockToleranceSeconds ?? 5,
+          ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
+          ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
           algorithms: ['RS256', 'ES256', 'EdDSA'],
         }));
       } else {
