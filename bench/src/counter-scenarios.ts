@@ -33,6 +33,7 @@ export function counterScenarios(
       name: 'counter-incr-spread',
       service: 'counter',
       appFloor: true,
+      pathFloor: true,
       verify: 'counters',
       prepare: warmEveryName,
       next: () => {
@@ -54,6 +55,7 @@ export function counterScenarios(
       name: 'counter-read',
       service: 'counter',
       appFloor: true,
+      pathFloor: true,
       verify: 'none',
       prepare: warmEveryName,
       next: () => ({ method: 'GET', path: `/v1/counters/${spreadName(read++)}`, headers: reader }),

@@ -11,6 +11,11 @@ export interface Scenario {
   next: () => PlannedRequest;
   /** Also measured against the service's app floor (its HTTP stack with constant answers). */
   appFloor?: boolean;
+  /**
+   * Also measured against the counter's path floor (a bare route doing only the Redis INCRBY and
+   * the awaited Kafka event, counter-path-floor.ts): the most any design could reach here.
+   */
+  pathFloor?: boolean;
   /** Requests sent once, in order, before the warm-up (e.g. reads that bring every name into Redis). */
   prepare?: () => PlannedRequest[];
 }

@@ -14,6 +14,7 @@ import { likeScenarios, type Scenario } from './like-scenarios.js';
 import { waitDrained } from './drain.js';
 import { REBALANCE, runRebalance } from './rebalance.js';
 import { WRITER_DELTAS, runWriterDeltas } from './writer-deltas.js';
+import { formatWriterWindow, scrapeWriterTotals } from './writer-metrics.js';
 import { runLoad } from './load.js';
 import {
   freePort,
@@ -166,6 +167,25 @@ async function runScenarios(scenarios: RoundScenario[]): Promise<Outcome[]> {
     processes.push(appFloorProcess);
     appFloor = { port, pid: appFloorProcess.child.pid ?? 0 };
   }
+  // Redis INCRBY + awaited Kafka event and nothing else (see counter-path-floor.ts).
+  let pathFloor: Target | undefined;
+  if (scenarios.some((scenario) => scenario.pathFloor === true)) {
+    const port = await freePort();
+    const counterEnv = serviceEnv.counter;
+    const pathFloorProcess = await startProcess({
+      name: 'counter-path-floor',
+      script: `${repoRoot}bench/dist/counter-path-floor.js`,
+      env: {
+        PORT: String(port),
+        REDIS_SENTINELS: counterEnv['REDIS_SENTINELS'] ?? '',
+        REDIS_MASTER_NAMES: counterEnv['REDIS_MASTER_NAMES'] ?? '',
+        KAFKA_BROKERS: counterEnv['KAFKA_BROKERS'] ?? '',
+      },
+      ready: () => httpOk(`http://127.0.0.1:${port}/ready`),
+    });
+    processes.push(pathFloorProcess);
+    pathFloor = { port, pid: pathFloorProcess.child.pid ?? 0 };
+  }
   const services = new Map<'like' | 'counter', Ports>();
   for (const service of new Set(scenarios.map((scenario) => scenario.service))) {
     services.set(service, await startService(service));
@@ -197,8 +217,10 @@ async function runScenarios(scenarios: RoundScenario[]): Promise<Outcome[]> {
           scenario,
           floor,
           scenario.appFloor === true ? appFloor : undefined,
+          scenario.pathFloor === true ? pathFloor : undefined,
           ports,
           pools.primary,
+          writerMetricsPort,
         ),
       );
     }
@@ -222,8 +244,10 @@ async function measure(
   scenario: RoundScenario,
   floorTarget: Target,
   appFloorTarget: Target | undefined,
+  pathFloorTarget: Target | undefined,
   ports: Ports,
   primary: MysqlPool,
+  writerMetricsPort: number,
 ): Promise<Outcome> {
   const load = (port: number, seconds: number) =>
     runLoad({
@@ -233,15 +257,15 @@ async function measure(
       next: scenario.next,
     });
   const cpu: Record<string, CpuPerRequest> = {};
-  let machine: SystemCpu | undefined;
+  const machine: Record<string, SystemCpu> = {};
   const loadMeasured = async (label: string, target: Target) => {
     const server = processCpuMicros(target.pid);
     const loadgen = process.cpuUsage();
-    const everything = label === 'service' ? snapshotCpu(target.pid) : undefined;
+    const everything = label === 'service' || label === 'path_floor' ? snapshotCpu(target.pid) : undefined;
     const result = await load(target.port, durationSeconds);
     const answered = Math.max(1, result.ok + result.errors);
     const own = process.cpuUsage(loadgen);
-    if (everything !== undefined) machine = systemCpu(everything, snapshotCpu(target.pid), answered);
+    if (everything !== undefined) machine[label] = systemCpu(everything, snapshotCpu(target.pid), answered);
     cpu[label] = {
       serverUs: (processCpuMicros(target.pid) - server) / answered,
       loadgenUs: (own.user + own.system) / answered,
@@ -254,6 +278,12 @@ async function measure(
     throw new Error(
       `${scenario.name}: the app floor answered ${appFloor.errors} errors ${JSON.stringify(appFloor.statusCounts)}`,
     );
+  const pathFloor =
+    pathFloorTarget === undefined ? undefined : await loadMeasured('path_floor', pathFloorTarget);
+  if (pathFloor !== undefined && pathFloor.errors > 0)
+    throw new Error(
+      `${scenario.name}: the path floor answered ${pathFloor.errors} errors ${JSON.stringify(pathFloor.statusCounts)}`,
+    );
   for (const request of scenario.prepare?.() ?? []) {
     const response = await fetch(`http://127.0.0.1:${ports.http}${request.path}`, {
       method: request.method,
@@ -264,7 +294,9 @@ async function measure(
       throw new Error(`${scenario.name}: preparing ${request.path} answered ${response.status}`);
   }
   const warmup = await load(ports.http, warmupSeconds);
+  const writerBefore = await scrapeWriterTotals(writerMetricsPort);
   const result = await loadMeasured('service', { port: ports.http, pid: ports.pid });
+  const writerAfter = await scrapeWriterTotals(writerMetricsPort);
   const errors = result.errors + warmup.errors;
   if (errors > 0)
     process.stdout.write(`STATUS scenario=${scenario.name} ${JSON.stringify(result.statusCounts)}\n`);
@@ -298,8 +330,18 @@ async function measure(
       )
       .join(' ')}\n`,
   );
-  if (machine !== undefined)
-    process.stdout.write(`SYSCPU scenario=${scenario.name} ${formatSystemCpu(machine)}\n`);
+  const pathFloorMachine = machine['path_floor'];
+  if (pathFloor !== undefined && pathFloorMachine !== undefined)
+    process.stdout.write(
+      `PATHFLOOR scenario=${scenario.name} path_floor_rps=${pathFloor.rps} path_floor_p99_ms=${pathFloor.p99Ms} path_floor_ratio=${(pathFloor.rps / floor.rps).toFixed(2)} service_to_path_floor=${(result.rps / pathFloor.rps).toFixed(2)} ${formatSystemCpu(pathFloorMachine)}\n`,
+    );
+  const serviceMachine = machine['service'];
+  if (serviceMachine !== undefined)
+    process.stdout.write(`SYSCPU scenario=${scenario.name} ${formatSystemCpu(serviceMachine)}\n`);
+  if (verified !== undefined)
+    process.stdout.write(
+      `WRITER scenario=${scenario.name} ${formatWriterWindow(writerBefore, writerAfter, durationSeconds)}\n`,
+    );
   process.stdout.write(
     `RESULT scenario=${scenario.name} rps=${result.rps} p50_ms=${result.p50Ms} p99_ms=${result.p99Ms} errors=${errors} floor_rps=${floor.rps} ratio=${ratio.toFixed(2)}\n`,
   );

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { formatWriterWindow, parseWriterTotals } from './writer-metrics.js';
+
+describe('parseWriterTotals', () => {
+  it('sums committed transactions over topics and ignores the other outcomes', () => {
+    const text = [
+      '# HELP hyperscale_writer_transactions_total Transactions',
+      '# TYPE hyperscale_writer_transactions_total counter',
+      'hyperscale_writer_transactions_total{topic="counters.deltas.v1",outcome="commit"} 120',
+      'hyperscale_writer_transactions_total{topic="counters.deltas.v1",outcome="retry"} 7',
+      'hyperscale_writer_transactions_total{topic="likes.events.v1",outcome="commit"} 30',
+      'hyperscale_writer_events_applied_total{topic="counters.deltas.v1"} 3000',
+      'hyperscale_writer_events_applied_total{topic="likes.events.v1"} 60',
+      'hyperscale_writer_events_applied_total_extra 99',
+    ].join('\n');
+    expect(parseWriterTotals(text)).toEqual({ commits: 150, applied: 3060 });
+  });
+
+  it('formats the window between two scrapes', () => {
+    expect(formatWriterWindow({ commits: 10, applied: 100 }, { commits: 210, applied: 5_100 }, 10)).toBe(
+      'commits=200 applied=5000 events_per_commit=25.0 commits_per_s=20',
+    );
+  });
+});
