@@ -19,6 +19,7 @@ import {
   buildDocument,
   migratingSlotCount,
   parseCleanup,
+  parseMigrationStarted,
   parseSlotMapDocument,
   slotCounts,
   SlotMapDocumentError,
@@ -94,6 +95,13 @@ interface Context {
  * Each step is idempotent, so a crash (operator killed, leadership lost) at any point is repaired
  * by the next reconcile, in this or another replica.
  */
+/**
+ * Subtracted from a source shard's clock when a migration starts: should Sentinel promote a
+ * replica whose clock runs behind during the migration, hashes it fills are still recognised.
+ * Counting a few hashes filled just before the start as untrusted only costs their re-warm.
+ */
+const MIGRATION_CLOCK_MARGIN_MS = 5_000;
+
 export class Reconciler {
   private readonly now: () => number;
   /** Since when a CounterShard waits for acknowledgements of an epoch (ackTimeoutSeconds). */
@@ -227,8 +235,20 @@ export class Reconciler {
     }
     for (const [name, info] of Object.entries(document.shards))
       if (!masters.has(name)) masters.set(name, info.masterName);
+    // Each source shard's clock BEFORE any pod can see the migrating map: a hash filled there
+    // later is not trusted by the mover (see MIGRATION_STARTED_ANNOTATION).
+    const started = new Map<string, number>();
+    for (const source of new Set(plan.moves.map((m) => m.fromShard))) {
+      const masterName = masters.get(source);
+      if (masterName === undefined) continue;
+      const [seconds, micros] = await (await this.clientFor(ctx, source, masterName)).time();
+      started.set(
+        source,
+        Math.max(0, Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000) - MIGRATION_CLOCK_MARGIN_MS),
+      );
+    }
     const next = buildDocument(document.epoch + 1, plan.table, plan.moves, masters, document.acksKey);
-    await this.deps.cluster.putSlotMap(ctx.cs, next, [], stored);
+    await this.deps.cluster.putSlotMap(ctx.cs, next, [], stored, started);
     const message = `epoch ${next.epoch}: moving ${plan.movedSlots} slots (${plan.moves.length} ranges) to reach ${describeCounts(plan.counts)}`;
     ctx.logger.info({ epoch: next.epoch, movedSlots: plan.movedSlots }, 'rebalance started');
     void this.deps.cluster.event(ctx.cs, 'Normal', 'RebalanceStarted', message);
@@ -249,6 +269,7 @@ export class Reconciler {
     let moved = 0;
     const report = await moveMigratingSlots(document.migrating, {
       clients,
+      migrationStarted: parseMigrationStarted(stored.migrationStarted),
       throttle: new Throttle(ctx.spec.migration.keysPerSecond),
       signal: ctx.signal,
       logger: ctx.logger,

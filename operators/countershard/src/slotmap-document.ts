@@ -37,6 +37,14 @@ export const SLOTMAP_KEY = 'slotmap.json';
  */
 export const CLEANUP_ANNOTATION = 'hyperscale.dev/cleanup';
 
+/**
+ * When each source shard of the current migration started to migrate, on that shard's own clock
+ * (Redis TIME, ms), written with the migrating map. A counter hash a warm filled on the old shard
+ * after that moment (its `w` field) may hold, from its MySQL snapshot, deltas that pods already
+ * wrote to the new shard's partial: the mover leaves such a counter cold instead of adding it.
+ */
+export const MIGRATION_STARTED_ANNOTATION = 'hyperscale.dev/migration-started';
+
 const slot = z
   .number()
   .int()
@@ -85,6 +93,22 @@ export function parseCleanup(value: string | undefined): SlotRange[] {
   const parsed = cleanupSchema.safeParse(JSON.parse(value));
   if (!parsed.success) throw new SlotMapDocumentError(`${CLEANUP_ANNOTATION} is invalid`);
   return parsed.data;
+}
+
+const startedSchema = z.record(z.string().min(1), z.number().int().min(0));
+
+/**
+ * Parses the migration-started annotation. Missing or unreadable → an empty map: the mover then
+ * trusts no warmed hash of any source shard (safe: those counters are re-warmed from MySQL).
+ */
+export function parseMigrationStarted(value: string | undefined): Map<string, number> {
+  if (value === undefined || value === '') return new Map();
+  try {
+    const parsed = startedSchema.safeParse(JSON.parse(value));
+    return parsed.success ? new Map(Object.entries(parsed.data)) : new Map();
+  } catch {
+    return new Map();
+  }
 }
 
 /** Builds a document from a table; `shards` lists the masters of every shard named. */

@@ -127,6 +127,33 @@ describe('mover (real Redis shard groups)', () => {
     expect(await old.exists(partial, expired, full)).toBe(0);
   });
 
+  it('leaves a counter cold when a warm filled its old hash after the migration started, and adds one filled before', async () => {
+    // A warm's MySQL snapshot taken after pods began writing partials may hold those deltas too:
+    // adding such a hash to the partial would count them twice.
+    const [seconds, micros] = await old.time();
+    const started = Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
+    const late = ctr(SLOT_A, 'filled-late');
+    const early = ctr(SLOT_A, 'filled-early');
+    await old.hset(late, { v: 14, g: 'warm-late', w: started + 10 });
+    await next.hset(late, { v: 4, g: 'partial-late', m: '1' });
+    await old.hset(early, { v: 20, g: 'warm-early', w: started - 60_000 });
+    await next.hset(early, { v: 2, g: 'partial-early', m: '1' });
+    const report = await moveMigratingSlots(migrating, {
+      ...options(),
+      migrationStarted: new Map([['shard-0', started]]),
+    });
+    expect(report.countersCold).toBeGreaterThanOrEqual(1);
+    expect(await next.exists(late)).toBe(0);
+    expect(await old.exists(late)).toBe(0);
+    expect(await next.hgetall(early)).toEqual({ v: '22', g: 'partial-early' });
+    // A source shard without a recorded start trusts no filled hash.
+    const unknown = ctr(SLOT_B, 'filled-unknown');
+    await old.hset(unknown, { v: 5, g: 'warm-unknown', w: started - 60_000 });
+    await next.hset(unknown, { v: 1, g: 'partial-unknown', m: '1' });
+    await moveMigratingSlots(migrating, { ...options(), migrationStarted: new Map() });
+    expect(await next.exists(unknown)).toBe(0);
+  });
+
   it('unions unique sets and HLLs, copies the marker only when the old set was warm, unions presence by latest sighting', async () => {
     const base = `uq:{${SLOT_B}}:m${run}-u`;
     await old.sadd(`${base}:s:2026-11-20`, 'a', 'b');

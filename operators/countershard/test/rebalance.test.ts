@@ -230,6 +230,14 @@ describe('CounterShard operator: rebalancing live counter traffic', () => {
     expect(migrating?.document.epoch).toBe(2);
     expect(migrating?.document.migrating.every((m) => m.toShard === 'shard-2')).toBe(true);
     expect(migrating?.document.migrating.reduce((n, m) => n + m.to - m.from + 1, 0)).toBe(5461);
+    // Each source shard's clock when the migration started (the mover distrusts hashes filled later).
+    const started = JSON.parse(
+      migrating?.configMap.metadata?.annotations?.['hyperscale.dev/migration-started'] ?? '{}',
+    ) as Record<string, number>;
+    const sources = new Set(migrating?.document.migrating.map((m) => m.fromShard));
+    expect(Object.keys(started).sort()).toEqual([...sources].sort());
+    for (const ms of Object.values(started))
+      expect(Math.abs(ms - (migrationStart - 5_000))).toBeLessThan(10_000);
     await sleep(1_500);
     expect((await slotMapOf(k, namespace, csName))?.document.epoch).toBe(2); // still held
     await laggard.kill9(); // its acknowledgement goes stale: no longer a live pod

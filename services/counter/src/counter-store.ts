@@ -507,12 +507,35 @@ export class CounterStore {
       throw serviceUnavailable('Counters cannot be read right now; retry later', 1, err);
     }
     const ttl = degraded ? this.options.degradedTtlMs : this.options.cacheTtlMs;
-    const filled = await this.redis(shard, () =>
-      shard.scripts.ctrFill([keys.value, keys.pending], [value, randomUUID(), ttl]),
-    );
+    let moved = false;
+    const filled = await this.redis(shard, () => {
+      // A slot that started to migrate since the warm began is never filled on its old shard: the
+      // snapshot may hold deltas written to the new shard's partial, which the mover would add
+      // again. Checked in the same synchronous stretch that sends the fill, so this pod's
+      // acknowledgement of the migrating map (sent later, on the same connection) follows the fill,
+      // and the mover, which waits for it, never runs before a fill it would miss.
+      if (!this.ownsWhole(shard, name)) {
+        moved = true;
+        return Promise.resolve(false);
+      }
+      return shard.scripts.ctrFill([keys.value, keys.pending], [value, randomUUID(), ttl]);
+    });
+    if (moved) {
+      this.metrics.warms.inc({ outcome: 'moved' });
+      stop();
+      return false;
+    }
     this.metrics.warms.inc({ outcome: filled ? (degraded ? 'degraded' : 'warmed') : 'already' });
     stop();
     return true;
+  }
+
+  /** Whether the current slot map routes `name` to `shard` alone (its slot not migrating). */
+  private ownsWhole(shard: Shard, name: string): boolean {
+    const map = this.slotMaps.current();
+    if (map === undefined) return false;
+    const route = map.route(slotOf(name));
+    return route.migratingFrom === undefined && this.shardFor(map, route.shard) === shard;
   }
 
   /** undefined = serve from MySQL. */

@@ -3,9 +3,9 @@ import { RedisReplyError, idempotentScript, type ScriptDefinition } from '@hyper
 /**
  * The counter's Lua scripts. A counter's data keys are `value, pending` (one `{slot}` tag); the
  * batch scripts (`…Many`) take them for several counters of one shard; an idempotent change takes
- * the request's record `idem:{<slot>}:<id>` first. The value hash is `{v, g, m}`: v the value, g
- * the generation (who built it), m = '1' while it holds only the deltas written to the new shard
- * of a migrating slot.
+ * the request's record `idem:{<slot>}:<id>` first. The value hash is `{v, g, m, w}`: v the value,
+ * g the generation (who built it), m = '1' while it holds only the deltas written to the new shard
+ * of a migrating slot, w when a warm filled it (absent on partials and moved hashes).
  */
 
 const NOW_MS = `
@@ -126,14 +126,17 @@ return out
 
 /**
  * ARGV: value, gen, ttlMs. Warms a cold counter (SET NX semantics): writes only when the hash is
- * missing or stale (expired pending entry). Returns 1 filled, 0 already warm.
+ * missing or stale (expired pending entry). Returns 1 filled, 0 already warm. The hash records
+ * when it was filled (w, this server's clock in ms): a slot's mover does not trust a hash filled
+ * after the slot started to migrate, because its MySQL snapshot may already hold deltas that pods
+ * wrote to the new shard's partial (operators/countershard, mover).
  */
 const FILL = `${NOW_MS}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('ZCOUNT', KEYS[2], '-inf', now_ms) == 0 then return 0 end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'g', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'g', ARGV[2], 'w', now_ms)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;

@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { counterKeys, slotOf } from '../src/keys.js';
 import type { SlotMapDocument } from '../src/slot-map.js';
 import { ACKS_KEY } from '../src/slot-map-source.js';
-import { createTestContext, ownerOf, sleep, waitFor, type TestContext } from './helpers.js';
+import { createTestContext, ownerOf, sleep, waitFor, type Child, type TestContext } from './helpers.js';
 
 let ctx: TestContext;
+let writer: Child;
 
 beforeAll(async () => {
   ctx = await createTestContext('slotmap');
-  await ctx.startWriter();
+  writer = await ctx.startWriter();
 });
 afterAll(async () => {
   await ctx?.close();
@@ -22,7 +23,12 @@ async function metric(name: string): Promise<number> {
 }
 
 /** Moves a migrating slot's counter from old to new exactly once, as the operator will. */
-async function moveCounter(name: string, from: string, to: string): Promise<void> {
+/**
+ * Moves a counter as the operator's mover does. `filledSince`: when the old shard started to
+ * migrate (its clock); a hash a warm filled after that (`w`) may hold, from its MySQL snapshot,
+ * deltas the new partial holds too, so it is not added (the new shard is left cold).
+ */
+async function moveCounter(name: string, from: string, to: string, filledSince: number): Promise<void> {
   const keys = counterKeys(name);
   const old = ctx.shard(from).redis;
   // Take the old hash atomically (read + delete); from now on reads of the name go to MySQL.
@@ -35,7 +41,9 @@ async function moveCounter(name: string, from: string, to: string): Promise<void
   const fields = new Map<string, string>();
   for (let i = 0; i + 1 < taken.length; i += 2) fields.set(taken[i]!, taken[i + 1]!);
   const target = ctx.shard(to).redis;
-  if (fields.has('v') && fields.get('m') !== '1') {
+  const filled = fields.get('w');
+  const trusted = filled === undefined || Number(filled) < filledSince;
+  if (fields.has('v') && fields.get('m') !== '1' && trusted) {
     // Old value + the deltas written to the new shard meanwhile = the whole value; no longer partial.
     await target.eval(
       `redis.call('HINCRBY', KEYS[1], 'v', ARGV[1]) redis.call('HDEL', KEYS[1], 'm')
@@ -153,6 +161,9 @@ describe('migration', () => {
       }),
     );
     await sleep(300);
+    // The old shard's clock before any pod sees the migrating map (the operator records it too).
+    const [seconds, micros] = await ctx.shard('shard-1').redis.time();
+    const migrationStarted = Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
     const migrating: SlotMapDocument = {
       epoch: 7,
       ranges: [
@@ -170,7 +181,7 @@ describe('migration', () => {
       const res = await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth });
       expect(res.json<{ value: number }>().value).toBeGreaterThanOrEqual(floor);
     }
-    for (const name of moving) await moveCounter(name, 'shard-1', 'shard-0');
+    for (const name of moving) await moveCounter(name, 'shard-1', 'shard-0', migrationStarted);
     await sleep(300);
     await ctx.publishMap({ ...migrating, epoch: 8, migrating: [] });
     await sleep(300);
@@ -192,4 +203,56 @@ describe('migration', () => {
       expect(await ctx.redisValue(name, 'shard-1')).toBeNull();
     }
   }, 120_000);
+});
+
+describe('a warm racing the start of a migration', () => {
+  it('never fills the old shard once the slot migrates, even when the warm began before', async () => {
+    await ctx.publishMap({
+      epoch: 100,
+      ranges: [
+        { from: 0, to: 8191, shard: 'shard-1' },
+        { from: 8192, to: 16383, shard: 'shard-0' },
+      ],
+      shards,
+      migrating: [],
+    });
+    const auth = await ctx.auth();
+    const name = Array.from({ length: 50 }, (_, i) => ctx.name(`race${i}`)).find((n) => slotOf(n) < 8192)!;
+    const keys = counterKeys(name);
+    const increment = () =>
+      ctx.app.inject({ method: 'POST', url: `/v1/counters/${name}/increment`, headers: auth });
+    expect((await increment()).statusCode).toBe(200);
+    await ctx.waitDrained();
+    // With the writer stopped, a delta stays in Kafka only: the next warm's barrier has to wait.
+    await writer.stop();
+    expect((await increment()).statusCode).toBe(200);
+    await ctx.shard('shard-1').redis.del(keys.value, keys.pending);
+    const movedBefore = (await metric('hyperscale_counter_warms_total{outcome="moved"}')) || 0;
+    const racing = increment(); // cold → warm → waiting at the writer barrier
+    await sleep(300);
+    await ctx.publishMap({
+      epoch: 101,
+      ranges: [{ from: 0, to: 16383, shard: 'shard-0' }],
+      shards,
+      migrating: [{ from: 0, to: 8191, fromShard: 'shard-1', toShard: 'shard-0' }],
+    });
+    const res = await racing;
+    expect(res.statusCode, res.body).toBe(200);
+    // Filled there, its snapshot could hold deltas pods already wrote to the new shard's partial,
+    // which the mover would then add a second time.
+    expect(await ctx.shard('shard-1').redis.exists(keys.value)).toBe(0);
+    expect(await metric('hyperscale_counter_warms_total{outcome="moved"}')).toBe(movedBefore + 1);
+
+    await ctx.publishMap({
+      epoch: 102,
+      ranges: [{ from: 0, to: 16383, shard: 'shard-0' }],
+      shards,
+      migrating: [],
+    });
+    writer = await ctx.startWriter();
+    await ctx.waitDrained();
+    expect(await ctx.mysqlValue(name)).toBe(3);
+    const read = await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth });
+    expect(read.json<{ value: number }>().value).toBe(3);
+  }, 60_000);
 });

@@ -8,7 +8,12 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { COUNTERSHARD, asCounterShard, type CounterShard, type CounterShardStatus } from '../resource.js';
-import { CLEANUP_ANNOTATION, SLOTMAP_KEY, type SlotMapDocument } from '../slotmap-document.js';
+import {
+  CLEANUP_ANNOTATION,
+  MIGRATION_STARTED_ANNOTATION,
+  SLOTMAP_KEY,
+  type SlotMapDocument,
+} from '../slotmap-document.js';
 import type { SlotRange } from '../planning/index.js';
 import { makeKubeApi } from '@hyperscale/platform/kube';
 import { isNotFound } from './api.js';
@@ -22,6 +27,8 @@ export function slotMapName(counterShardName: string): string {
 export interface StoredSlotMap {
   json: string | undefined;
   cleanup: string | undefined;
+  /** MIGRATION_STARTED_ANNOTATION, while a migrating map is published. */
+  migrationStarted: string | undefined;
   resourceVersion: string;
 }
 
@@ -66,6 +73,7 @@ export class KubeCluster {
       return {
         json: cm.data?.[SLOTMAP_KEY],
         cleanup: cm.metadata?.annotations?.[CLEANUP_ANNOTATION],
+        migrationStarted: cm.metadata?.annotations?.[MIGRATION_STARTED_ANNOTATION],
         resourceVersion: cm.metadata?.resourceVersion ?? '',
       };
     } catch (err) {
@@ -77,13 +85,15 @@ export class KubeCluster {
   /**
    * Creates or replaces the slot map. Replacing carries the resourceVersion read before, so a
    * concurrent writer (a second operator that still believes it leads) makes this fail with 409
-   * instead of overwriting; the reconcile then starts over from what is stored.
+   * instead of overwriting; the reconcile then starts over from what is stored. `migrationStarted`
+   * (source shard → ms on its clock) goes with a map that has migrating ranges.
    */
   async putSlotMap(
     owner: CounterShard,
     document: SlotMapDocument,
     cleanup: readonly SlotRange[],
     previous: StoredSlotMap | undefined,
+    migrationStarted?: ReadonlyMap<string, number>,
   ): Promise<void> {
     const { namespace, name } = owner.metadata;
     const body: V1ConfigMap = {
@@ -99,6 +109,9 @@ export class KubeCluster {
         annotations: {
           'hyperscale.dev/epoch': String(document.epoch),
           ...(cleanup.length > 0 ? { [CLEANUP_ANNOTATION]: JSON.stringify(cleanup) } : {}),
+          ...(migrationStarted === undefined || migrationStarted.size === 0
+            ? {}
+            : { [MIGRATION_STARTED_ANNOTATION]: JSON.stringify(Object.fromEntries(migrationStarted)) }),
         },
         ownerReferences: [
           {

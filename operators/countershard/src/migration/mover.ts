@@ -23,6 +23,13 @@ export interface MoveReport {
 export interface MoverOptions {
   /** Master of each shard named by the migrating ranges. */
   clients: ReadonlyMap<string, Redis>;
+  /**
+   * When each source shard started to migrate (its clock, ms; MIGRATION_STARTED_ANNOTATION). A
+   * counter hash a warm filled at or after that moment (`w`) is left cold on the new shard instead
+   * of being added: its MySQL snapshot may hold deltas the partial holds too. A source shard
+   * missing here trusts no filled hash. Omitted altogether: filled hashes are not checked.
+   */
+  migrationStarted?: ReadonlyMap<string, number>;
   throttle: Throttle;
   signal: AbortSignal;
   logger: Logger;
@@ -105,13 +112,23 @@ export async function moveMigratingSlots(
   };
   for (const [source, targets] of targetsBySource(migrating)) {
     const from = client(options.clients, source);
+    const filledSince =
+      options.migrationStarted === undefined ? undefined : (options.migrationStarted.get(source) ?? 0);
     // 1. Moves an earlier pass started and did not finish.
     for (const record of await scanAll(from, options.scanCount ?? 1_000, options.signal, 'mv:*:k')) {
       const kind = classifyKey(record);
       if (kind.kind !== 'move-record') continue;
       const target = targets.get(kind.slot);
       if (target === undefined) continue;
-      await finishCounterMove(from, client(options.clients, target), kind.slot, kind.token, options, report);
+      await finishCounterMove(
+        from,
+        client(options.clients, target),
+        kind.slot,
+        kind.token,
+        filledSince,
+        options,
+        report,
+      );
       report.resumed += 1;
     }
     // 2. Everything in the moving slots.
@@ -139,7 +156,7 @@ export async function moveMigratingSlots(
     await forEachLimit(counters, limit, async ({ key, slot, to }) => {
       // ctr:{s}:<name> hashes move; their pending sets (zsets) move with them (TAKE checks the type).
       await options.throttle.take(1, options.signal);
-      await moveCounter(from, to, slot, key, options, report);
+      await moveCounter(from, to, slot, key, filledSince, options, report);
     });
     await forEachLimit(presence, limit, async ({ key, slot, to }) => {
       await options.throttle.take(1, options.signal);
@@ -177,6 +194,7 @@ async function moveCounter(
   to: Redis,
   slot: number,
   key: string,
+  filledSince: number | undefined,
   options: MoverOptions,
   report: MoveReport,
 ): Promise<void> {
@@ -194,7 +212,18 @@ async function moveCounter(
   )) as (string | number)[];
   if (reply[0] !== 1) return; // not a counter hash, or gone meanwhile (expired, made cold)
   const { hash, pending } = splitTaken(reply.slice(2).map(String));
-  await mergeMoved(from, to, slot, id, { key, pttl: Number(reply[1]) }, hash, pending, options, report);
+  await mergeMoved(
+    from,
+    to,
+    slot,
+    id,
+    { key, pttl: Number(reply[1]) },
+    hash,
+    pending,
+    filledSince,
+    options,
+    report,
+  );
 }
 
 /** Finishes a move an earlier pass started (its record is still on the old shard). */
@@ -203,6 +232,7 @@ async function finishCounterMove(
   to: Redis,
   slot: number,
   id: string,
+  filledSince: number | undefined,
   options: MoverOptions,
   report: MoveReport,
 ): Promise<void> {
@@ -217,7 +247,7 @@ async function finishCounterMove(
     return;
   }
   const record = JSON.parse(recordJson) as { key: string; pttl: number };
-  await mergeMoved(from, to, slot, id, record, hash, pending, options, report);
+  await mergeMoved(from, to, slot, id, record, hash, pending, filledSince, options, report);
 }
 
 /** Steps 2–3 of a counter move: add on the new shard (exactly once), then drop the record. */
@@ -229,17 +259,21 @@ async function mergeMoved(
   record: { key: string; pttl: number },
   hash: Record<string, string>,
   pending: readonly string[],
+  filledSince: number | undefined,
   options: MoverOptions,
   report: MoveReport,
 ): Promise<void> {
   const keys = moveKeys(slot, id);
+  const filled = hash['w'];
+  // No value = stale for MERGE_COUNTER: the counter is left cold, re-warmed from MySQL.
+  const untrusted = filledSince !== undefined && filled !== undefined && Number(filled) >= filledSince;
   const result = (await to.eval(
     MERGE_COUNTER,
     3,
     record.key,
     `${record.key}:p`,
     keys.done,
-    hash['v'] ?? '',
+    untrusted ? '' : (hash['v'] ?? ''),
     hash['g'] ?? '',
     hash['m'] ?? '0',
     record.pttl,
