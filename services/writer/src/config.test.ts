@@ -25,8 +25,8 @@ describe('loadWriterConfig', () => {
     expect(config.WRITER_GROUP_ID).toBe('hyperscale-writer');
     expect(config.WRITER_LIKES_TOPIC).toBe('likes.events.v1');
     expect(config.WRITER_BATCH_MAX_MESSAGES).toBe(1000);
-    expect(config.WRITER_BATCH_MAX_WAIT_MS).toBe(250);
-    expect(config.WRITER_FETCH_MIN_BYTES).toBe(1_048_576);
+    expect(config.WRITER_BATCH_MAX_WAIT_MS).toBe(50);
+    expect(config.WRITER_FETCH_MIN_BYTES).toBe(65_536);
     expect(config.MYSQL_MIGRATE_ON_START).toBe(false);
     expect(config.KAFKA_BROKERS).toEqual([{ host: '127.0.0.1', port: 9092 }]);
   });

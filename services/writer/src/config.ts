@@ -42,11 +42,13 @@ export const writerEnv = {
    * A fetch is answered once WRITER_FETCH_MIN_BYTES are ready or after WRITER_BATCH_MAX_WAIT_MS:
    * under load, batches (and so transactions) grow instead of the writer and the broker spinning
    * on fetches of a few messages; when traffic is light the writer lags by at most the wait. Each
-   * transaction costs the writer and MariaDB about the same whatever its size, so fewer, larger
-   * ones are what keeps their CPU per delta low (bench/RESULTS.md, 2026-12-06 path floor).
+   * transaction costs the writer and MariaDB about the same whatever its size, so a longer wait
+   * saves their CPU, but a cold counter's or post's first read waits behind the writer: 250 ms
+   * halved that CPU under load and doubled the p99 of cold-heavy increments (bench/RESULTS.md,
+   * 2026-12-06 path floor), so the default stays at 50 ms.
    */
-  WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(250),
-  WRITER_FETCH_MIN_BYTES: count(1, 16_777_216).default(1_048_576),
+  WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(50),
+  WRITER_FETCH_MIN_BYTES: count(1, 16_777_216).default(65_536),
   WRITER_PARTITION_CONCURRENCY: count(1, 64).default(4),
   WRITER_RETRY_MAX_ATTEMPTS: count(1, 20).default(3),
   WRITER_RETRY_INITIAL_DELAY_MS: ms(0, 60_000).default(100),
