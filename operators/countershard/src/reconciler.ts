@@ -80,6 +80,13 @@ interface Context {
 }
 
 /**
+ * Subtracted from a source shard's clock when a migration starts: should Sentinel promote a
+ * replica whose clock runs behind during the migration, hashes it fills are still recognised.
+ * Counting a few hashes filled just before the start as untrusted only costs their re-warm.
+ */
+const MIGRATION_CLOCK_MARGIN_MS = 5_000;
+
+/**
  * The level-triggered reconcile of one CounterShard (DESIGN §3). Every call starts from what is
  * stored — the CounterShard, its slot map ConfigMap (epoch, table, migrating ranges, pending
  * clean-up) and the pods' acknowledgements in Redis — and takes the next step:
@@ -95,13 +102,6 @@ interface Context {
  * Each step is idempotent, so a crash (operator killed, leadership lost) at any point is repaired
  * by the next reconcile, in this or another replica.
  */
-/**
- * Subtracted from a source shard's clock when a migration starts: should Sentinel promote a
- * replica whose clock runs behind during the migration, hashes it fills are still recognised.
- * Counting a few hashes filled just before the start as untrusted only costs their re-warm.
- */
-const MIGRATION_CLOCK_MARGIN_MS = 5_000;
-
 export class Reconciler {
   private readonly now: () => number;
   /** Since when a CounterShard waits for acknowledgements of an epoch (ackTimeoutSeconds). */
