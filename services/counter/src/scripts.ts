@@ -128,10 +128,10 @@ return out
  * ARGV: value, gen, ttlMs. Warms a cold counter (SET NX semantics): writes only when the hash is
  * missing or stale (an expired pending entry, or a migration partial: a warm runs only where the
  * pod's map has the slot whole, so a partial there is left from a finished migration). Returns 1
- * filled, 0 already warm. The hash records
- * when it was filled (w, this server's clock in ms): a slot's mover does not trust a hash filled
- * after the slot started to migrate, because its MySQL snapshot may already hold deltas that pods
- * wrote to the new shard's partial (operators/countershard, mover).
+ * filled, 0 already warm. The hash records when it was filled (w, this server's clock in ms): a
+ * slot's mover does not trust a hash filled after the slot started to migrate, because its MySQL
+ * snapshot may already hold deltas that pods wrote to the new shard's partial
+ * (operators/countershard, mover).
  */
 const FILL = `${NOW_MS}
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HGET', KEYS[1], 'm') ~= '1' then
