@@ -14,6 +14,7 @@ import {
   createLogger,
   createRedisClient,
   ensureTopics,
+  hostPortList,
   waitForRedisReady,
 } from '@hyperscale/platform';
 import calculateSlot from 'cluster-key-slot';
@@ -29,17 +30,17 @@ const env = (name: string): string => {
   return value;
 };
 const logger = createLogger({ service: 'counter-path-floor', level: 'warn' });
-const sentinels = env('REDIS_SENTINELS')
-  .split(',')
-  .map((hostPort) => {
-    const [host = '', port = ''] = hostPort.split(':');
-    return { host, port: Number(port) };
-  });
+const sentinels = hostPortList.parse(env('REDIS_SENTINELS'));
 // Both groups the bench's slot map uses, a name on one of them as the slot map would put it.
 const shards = env('REDIS_MASTER_NAMES')
   .split(',')
   .slice(0, 2)
   .map((masterName) => createRedisClient({ sentinels, masterName, logger }));
+const shardOf = (name: string) => {
+  const shard = shards[calculateSlot(name) % shards.length];
+  if (shard === undefined) throw new Error('no Redis shard');
+  return shard;
+};
 await Promise.all(shards.map((shard) => waitForRedisReady(shard, 10_000)));
 const kafka = createKafka({
   clientId: 'counter-path-floor',
@@ -56,10 +57,8 @@ app.post<{ Params: { name: string }; Body: { delta?: number } }>(
   async (request) => {
     const { name } = request.params;
     const delta = request.body.delta ?? 1;
-    const shard = shards[calculateSlot(name) % shards.length];
-    if (shard === undefined) throw new Error('no Redis shard');
     const [value] = await Promise.all([
-      shard.incrby(`pf:{${name}}`, delta),
+      shardOf(name).incrby(`pf:{${name}}`, delta),
       producer.send(PATH_FLOOR_TOPIC, {
         key: name,
         value: JSON.stringify({ eventId: randomUUID(), name, delta, at: new Date().toISOString() }),
@@ -71,9 +70,7 @@ app.post<{ Params: { name: string }; Body: { delta?: number } }>(
 // A read: one auto-pipelined GET from the name's shard.
 app.get<{ Params: { name: string } }>('/v1/counters/:name', async (request) => {
   const { name } = request.params;
-  const shard = shards[calculateSlot(name) % shards.length];
-  if (shard === undefined) throw new Error('no Redis shard');
-  return { name, value: Number((await shard.get(`pf:{${name}}`)) ?? 0) };
+  return { name, value: Number((await shardOf(name).get(`pf:{${name}}`)) ?? 0) };
 });
 app.get('/ready', async () => ({ ok: true }));
 await app.listen({ host: '127.0.0.1', port: Number(process.env['PORT'] ?? 0) });

@@ -24,6 +24,7 @@ import { createMysqlPools, type MysqlPool } from '@hyperscale/platform';
 import { makeKubeApi } from '@hyperscale/platform/kube';
 import { devTokenSigner } from './dev-token.js';
 import { waitDrained } from './drain.js';
+import { scrapeMetrics, sumSamples } from './metrics-scrape.js';
 import { freePort, httpOk, readEnvFile, repoRoot, startProcess, type RunningProcess } from './processes.js';
 
 const NAMES = Number(process.env['BENCH_REBALANCE_NAMES'] ?? 30_000);
@@ -89,9 +90,7 @@ function window(samples: readonly Sample[], from: number, to: number) {
 }
 
 async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const lines = text.split('\n').filter((l) => l.startsWith(name));
-  return lines.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return sumSamples(await scrapeMetrics(port), name);
 }
 
 /**

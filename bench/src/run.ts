@@ -14,7 +14,7 @@ import { likeScenarios, type Scenario } from './like-scenarios.js';
 import { waitDrained } from './drain.js';
 import { REBALANCE, runRebalance } from './rebalance.js';
 import { WRITER_DELTAS, runWriterDeltas } from './writer-deltas.js';
-import { formatWriterWindow, scrapeWriterTotals } from './writer-metrics.js';
+import { formatWriterWindow, scrapeWriterTotals } from './metrics-scrape.js';
 import { runLoad } from './load.js';
 import {
   freePort,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatWriterWindow, parseWriterTotals } from './writer-metrics.js';
+import { formatWriterWindow, parseWriterTotals, sumSamples } from './metrics-scrape.js';
 
 describe('parseWriterTotals', () => {
   it('sums committed transactions over topics and ignores the other outcomes', () => {
@@ -20,5 +20,19 @@ describe('parseWriterTotals', () => {
     expect(formatWriterWindow({ commits: 10, applied: 100 }, { commits: 210, applied: 5_100 }, 10)).toBe(
       'commits=200 applied=5000 events_per_commit=25.0 commits_per_s=20',
     );
+  });
+});
+
+describe('sumSamples', () => {
+  it('sums every series of exactly that metric, not of metrics whose name it starts', () => {
+    const text = [
+      'hyperscale_operator_keys_moved_total{kind="counter"} 12',
+      'hyperscale_operator_keys_moved_total{kind="set-like"} 3',
+      'hyperscale_operator_keys_moved_total_created 1796539000',
+      'hyperscale_operator_last_move_keys_per_second 2630.5',
+    ].join('\n');
+    expect(sumSamples(text, 'hyperscale_operator_keys_moved_total')).toBe(15);
+    expect(sumSamples(text, 'hyperscale_operator_last_move_keys_per_second')).toBe(2630.5);
+    expect(sumSamples(text, 'hyperscale_operator_keys_moved_total', ['kind="counter"'])).toBe(12);
   });
 });
