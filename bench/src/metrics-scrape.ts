@@ -27,14 +27,18 @@ export function sumSamples(text: string, metric: string, match: readonly string[
 
 /** Totals read from one scrape of the writer. */
 export interface WriterTotals {
+  /** Committed transactions. */
   commits: number;
+  /** Partition batches those transactions carried. */
+  batches: number;
   applied: number;
 }
 
-/** The writer's committed transactions and applied events in a scrape. Pure. */
+/** The writer's committed transactions, their partition batches and applied events in a scrape. Pure. */
 export function parseWriterTotals(text: string): WriterTotals {
   return {
-    commits: sumSamples(text, 'hyperscale_writer_transactions_total', ['outcome="commit"']),
+    commits: sumSamples(text, 'hyperscale_writer_commits_total'),
+    batches: sumSamples(text, 'hyperscale_writer_transactions_total', ['outcome="commit"']),
     applied: sumSamples(text, 'hyperscale_writer_events_applied_total'),
   };
 }
@@ -44,12 +48,14 @@ export async function scrapeWriterTotals(metricsPort: number): Promise<WriterTot
   return parseWriterTotals(await scrapeMetrics(metricsPort));
 }
 
-/** `commits=… applied=… events_per_commit=… commits_per_s=…` over the window between two scrapes. */
+/** `commits=… applied=… events_per_commit=… batches_per_commit=… commits_per_s=…` between two scrapes. */
 export function formatWriterWindow(before: WriterTotals, after: WriterTotals, seconds: number): string {
   const commits = after.commits - before.commits;
+  const batches = after.batches - before.batches;
   const applied = after.applied - before.applied;
+  const per = (n: number) => (commits > 0 ? (n / commits).toFixed(1) : '0');
   return (
-    `commits=${commits} applied=${applied} events_per_commit=${commits > 0 ? (applied / commits).toFixed(1) : '0'} ` +
+    `commits=${commits} applied=${applied} events_per_commit=${per(applied)} batches_per_commit=${per(batches)} ` +
     `commits_per_s=${(commits / seconds).toFixed(0)}`
   );
 }

@@ -45,11 +45,19 @@ export const writerEnv = {
    * transaction costs the writer and MariaDB about the same whatever its size, so a longer wait
    * saves their CPU, but a cold counter's or post's first read waits behind the writer: 250 ms
    * halved that CPU under load and doubled the p99 of cold-heavy increments (bench/RESULTS.md,
-   * 2026-12-06 path floor), so the default stays at 50 ms.
+   * 2026-12-06 path floor), so the default stays at 50 ms. Shared transactions
+   * (WRITER_TRANSACTION_MAX_BATCHES) since give that saving without the wait.
    */
   WRITER_BATCH_MAX_WAIT_MS: ms(1, 10_000).default(50),
   WRITER_FETCH_MIN_BYTES: count(1, 16_777_216).default(65_536),
-  WRITER_PARTITION_CONCURRENCY: count(1, 64).default(4),
+  WRITER_PARTITION_CONCURRENCY: count(1, 64).default(8),
+  /**
+   * Partition batches handed over together (the partitions of one fetch) share one transaction, up
+   * to this many; 1 = one transaction per partition batch. See README "Shared transactions".
+   */
+  WRITER_TRANSACTION_MAX_BATCHES: count(1, 256).default(16),
+  /** Events a transaction of several partition batches may carry (a single batch may hold more). */
+  WRITER_TRANSACTION_MAX_EVENTS: count(1, 100_000).default(1_000),
   WRITER_RETRY_MAX_ATTEMPTS: count(1, 20).default(3),
   WRITER_RETRY_INITIAL_DELAY_MS: ms(0, 60_000).default(100),
   WRITER_RETRY_MAX_DELAY_MS: ms(0, 600_000).default(2_000),

@@ -104,6 +104,8 @@ runMain('writer', async () => {
       maxWaitMs: config.WRITER_BATCH_MAX_WAIT_MS,
       minBytes: config.WRITER_FETCH_MIN_BYTES,
       partitionsConcurrently: config.WRITER_PARTITION_CONCURRENCY,
+      maxBatchesPerTransaction: config.WRITER_TRANSACTION_MAX_BATCHES,
+      maxEventsPerTransaction: config.WRITER_TRANSACTION_MAX_EVENTS,
     },
     retry: {
       maxAttempts: config.WRITER_RETRY_MAX_ATTEMPTS,

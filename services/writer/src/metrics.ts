@@ -11,8 +11,15 @@ export interface WriterMetrics {
   readonly noop: Counter<'topic' | 'reason'>;
   /** Rows inserted/updated/deleted by committed transactions, all tables together. */
   readonly rowsChanged: Counter<'topic'>;
-  /** Transactions by outcome: commit, empty (all duplicates), retry (deadlock etc.), failed. */
+  /**
+   * Partition batches by the outcome of their transaction: commit, empty (all duplicates), retry
+   * (deadlock etc., or a shared transaction that failed and is re-run per batch), failed.
+   */
   readonly transactions: Counter<'topic' | 'outcome'>;
+  /** COMMITs of writer transactions (one per transaction, however many partition batches it carried). */
+  readonly commits: Counter;
+  /** Partition batches per committed transaction. */
+  readonly batchesPerCommit: Histogram;
   readonly batchSize: Histogram<'topic'>;
   readonly applyDuration: Histogram<'topic'>;
 }
@@ -83,8 +90,29 @@ export function writerMetrics(registry: Registry): WriterMetrics {
       () =>
         new Counter({
           name: 'hyperscale_writer_transactions_total',
-          help: 'Writer transactions by outcome (commit, empty = every event a duplicate, retry, failed).',
+          help: 'Partition batches by the outcome of their transaction (commit, empty = every event a duplicate, retry, failed).',
           labelNames: ['topic', 'outcome'],
+          registers,
+        }),
+    ),
+    commits: getOrCreate(
+      registry,
+      'hyperscale_writer_commits_total',
+      () =>
+        new Counter({
+          name: 'hyperscale_writer_commits_total',
+          help: 'Committed writer transactions (one transaction may carry the batches of several partitions).',
+          registers,
+        }),
+    ),
+    batchesPerCommit: getOrCreate(
+      registry,
+      'hyperscale_writer_batches_per_commit',
+      () =>
+        new Histogram({
+          name: 'hyperscale_writer_batches_per_commit',
+          help: 'Partition batches applied by one committed writer transaction.',
+          buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64],
           registers,
         }),
     ),

@@ -55,6 +55,13 @@ export interface TopicHandler<E> {
    * be stored (dead-lettered); any other error pauses the partition and retries later.
    */
   apply(conn: MysqlExecutor, events: readonly OffsetEvent<E>[]): Promise<ApplyStats>;
+  /**
+   * True when `apply` may take the events of several partitions of the topic in one call (each
+   * partition's events in offset order, one partition after another): its result must depend only
+   * on the order of events within a key, which never spans partitions. A transaction carrying
+   * batches of several partitions then makes one `apply` call for them instead of one per batch.
+   */
+  readonly mergePartitions?: boolean;
 }
 
 /** Options of {@link runPipeline}. */
@@ -75,8 +82,20 @@ export interface PipelineOptions {
     maxWaitMs?: number;
     /** A fetch returns early once this many bytes are ready (kafkajs `minBytes`). Default 1. */
     minBytes?: number;
-    /** Partitions applied in parallel (each partition stays sequential). Default 4. */
+    /** Partitions applied in parallel (each partition stays sequential). Default 8. */
     partitionsConcurrently?: number;
+    /**
+     * Partition batches one transaction may carry. Batches handed over in the same event-loop turn
+     * (the partitions of one fetch) share a transaction up to this many; 1 = one transaction per
+     * batch. Default 16.
+     */
+    maxBatchesPerTransaction?: number;
+    /**
+     * Events a transaction of several batches may carry (a single batch may hold more). Past a
+     * thousand events the cost of a transaction is spread thin already, and separate transactions
+     * let the writer and MariaDB work in parallel while a backlog drains. Default 1000.
+     */
+    maxEventsPerTransaction?: number;
   };
   /** Consumer retry policy before poison isolation (see BatchConsumer). Default 3 attempts, 100 ms … 2 s. */
   retry?: Partial<RetryPolicy>;
@@ -111,12 +130,18 @@ export interface PipelineHandle {
   assignedPartitions(): TopicPartitionRef[];
 }
 
+const TOPIC = 'VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin';
 const SELECT_OFFSET_FOR_UPDATE =
   'SELECT next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ? AND `partition` = ? FOR UPDATE';
 const INSERT_OFFSET =
   'INSERT INTO consumer_offsets (group_id, topic, `partition`, next_offset) VALUES (?, ?, ?, ?)';
 const UPDATE_OFFSET =
   'UPDATE consumer_offsets SET next_offset = ? WHERE group_id = ? AND topic = ? AND `partition` = ?';
+/** The offset rows of several partitions, locked in the order of the JSON array `[[topic, partition], …]`. */
+const SELECT_OFFSETS_FOR_UPDATE = `SELECT c.topic, c.\`partition\` AS p, c.next_offset FROM JSON_TABLE(?, '$[*]' COLUMNS (t ${TOPIC} PATH '$[0]', p INT PATH '$[1]')) AS j STRAIGHT_JOIN consumer_offsets AS c ON c.group_id = ? AND c.topic = j.t AND c.\`partition\` = j.p FOR UPDATE`;
+const UPDATE_OFFSETS = `UPDATE consumer_offsets AS c JOIN JSON_TABLE(?, '$[*]' COLUMNS (t ${TOPIC} PATH '$[0]', p INT PATH '$[1]', n BIGINT PATH '$[2]')) AS j ON c.topic = j.t AND c.\`partition\` = j.p SET c.next_offset = j.n WHERE c.group_id = ?`;
+/** A plain INSERT on purpose: two first batches of a partition racing make the second fail (duplicate key). */
+const INSERT_OFFSETS = `INSERT INTO consumer_offsets (group_id, topic, \`partition\`, next_offset) SELECT ?, j.t, j.p, j.n FROM JSON_TABLE(?, '$[*]' COLUMNS (t ${TOPIC} PATH '$[0]', p INT PATH '$[1]', n BIGINT PATH '$[2]')) AS j`;
 const SELECT_STORED_OFFSETS =
   'SELECT `partition` AS p, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?';
 
@@ -134,14 +159,53 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Runs one batch's transaction protocol; see {@link runPipeline}. */
+/** A partition batch handed to the applier, waiting for its transaction. */
+interface Pending {
+  handler: TopicHandler<unknown>;
+  batch: PartitionBatch;
+  events: OffsetEvent<unknown>[];
+  resolve: (outcome: BatchOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+const NO_STATS: ApplyStats = { collapsed: 0, unchanged: 0, rowsChanged: 0 };
+
+function partitionKey(batch: PartitionBatch): string {
+  return `${batch.topic}\u0000${batch.partition}`;
+}
+
+/** Topic, then partition: the order in which a shared transaction locks offset rows. */
+function byPartition(a: Pending, b: Pending): number {
+  if (a.batch.topic !== b.batch.topic) return a.batch.topic < b.batch.topic ? -1 : 1;
+  return a.batch.partition - b.batch.partition;
+}
+
+/**
+ * Runs the transaction protocol (see {@link runPipeline}) for the batches of every handled topic.
+ *
+ * Why batches share transactions: a transaction costs the writer and MariaDB about the same
+ * whatever its size (round trips, START/COMMIT, the offset rows), and kafkajs hands the partitions
+ * of one fetch over at the same time. Batches handed over in one event-loop turn therefore go into
+ * ONE transaction (at most `maxBatchesPerTransaction` batches and `maxEventsPerTransaction`
+ * events): every offset row locked by one statement in
+ * (topic, partition) order, moved by one statement, one `apply` per topic for handlers that
+ * `mergePartitions`, one COMMIT. The protocol per partition is unchanged, so is exactly-once. When a
+ * shared transaction fails for any reason (deadlock, a poison event, a race on a first offset, an
+ * unanswered COMMIT), each of its batches is re-run in a transaction of its own, with the retries,
+ * pauses and poison isolation a batch always had.
+ */
 class PartitionApplier {
+  private queue: Pending[] = [];
+  private scheduled = false;
+
   constructor(
     private readonly pool: MysqlPool,
     private readonly groupId: string,
     private readonly metrics: WriterMetrics,
     private readonly logger: Logger,
     private readonly transactionAttempts: number,
+    /** Partition batches and events one shared transaction may carry. */
+    private readonly limits: { batches: number; events: number },
   ) {}
 
   handlerFor(handler: TopicHandler<unknown>): BatchHandler {
@@ -151,10 +215,150 @@ class PartitionApplier {
       const events = batch.messages.map((m) => ({ offset: m.offset, event: handler.decode(m.value) }));
       const stopTimer = this.metrics.applyDuration.startTimer({ topic: batch.topic });
       this.metrics.batchSize.observe({ topic: batch.topic }, events.length);
-      const outcome = await this.applyWithRetries(handler, batch, events);
+      const outcome =
+        this.limits.batches === 1
+          ? await this.applyWithRetries(handler, batch, events)
+          : await this.enqueue(handler, batch, events);
       stopTimer();
       this.record(batch, outcome);
     };
+  }
+
+  private enqueue(
+    handler: TopicHandler<unknown>,
+    batch: PartitionBatch,
+    events: OffsetEvent<unknown>[],
+  ): Promise<BatchOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ handler, batch, events, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      // The partitions of one fetch arrive within a few microtasks of each other.
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    });
+  }
+
+  /** Everything queued goes now, in transactions within the limits, all started at once. */
+  private flush(): void {
+    while (this.queue.length > 0) {
+      const group: Pending[] = [];
+      const partitions = new Set<string>();
+      const later: Pending[] = [];
+      let events = 0;
+      for (const pending of this.queue) {
+        const key = partitionKey(pending.batch);
+        const fits =
+          group.length === 0 ||
+          (group.length < this.limits.batches && events + pending.events.length <= this.limits.events);
+        // Two batches of one partition never share a transaction: the second must see the first's offset.
+        if (fits && !partitions.has(key)) {
+          group.push(pending);
+          partitions.add(key);
+          events += pending.events.length;
+        } else later.push(pending);
+      }
+      this.queue = later;
+      void this.runGroup(group);
+    }
+  }
+
+  private async runGroup(group: Pending[]): Promise<void> {
+    if (group.length > 1) {
+      const outcomes = await this.shared(group);
+      if (outcomes !== undefined) {
+        group.forEach((pending, i) => pending.resolve(outcomes[i] as BatchOutcome));
+        return;
+      }
+    }
+    await Promise.all(
+      group.map(({ handler, batch, events, resolve, reject }) =>
+        this.applyWithRetries(handler, batch, events).then(resolve, reject),
+      ),
+    );
+  }
+
+  /** One attempt at a shared transaction; undefined (rolled back, logged) when it failed. */
+  private async shared(group: Pending[]): Promise<BatchOutcome[] | undefined> {
+    let conn: MysqlConnection;
+    try {
+      conn = await this.pool.acquire();
+    } catch (err) {
+      this.logger.debug({ err }, 'no connection for a shared transaction; applying batch by batch');
+      return undefined;
+    }
+    try {
+      const outcomes = await this.sharedTransaction(conn, group);
+      this.metrics.commits.inc();
+      this.metrics.batchesPerCommit.observe(group.length);
+      return outcomes;
+    } catch (err) {
+      await rollbackQuietly(conn);
+      for (const { batch } of group) this.metrics.transactions.inc({ topic: batch.topic, outcome: 'retry' });
+      this.logger.warn(
+        { err, batches: group.map(({ batch }) => `${batch.topic}[${batch.partition}]@${batch.firstOffset}`) },
+        'shared transaction failed; applying its batches one by one',
+      );
+      return undefined;
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * The per-partition protocol for several partitions in one transaction: lock their offset rows
+   * (one statement, (topic, partition) order), drop what each says was applied, move the offsets
+   * (one UPDATE for the rows that exist, one INSERT for first batches), apply, COMMIT.
+   */
+  private async sharedTransaction(conn: MysqlConnection, group: Pending[]): Promise<BatchOutcome[]> {
+    const sorted = [...group].sort(byPartition);
+    await conn.unprepared('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    await conn.unprepared('START TRANSACTION');
+    const rows = await conn.select<{ topic: string; p: number; next_offset: string }>(
+      SELECT_OFFSETS_FOR_UPDATE,
+      [JSON.stringify(sorted.map(({ batch }) => [batch.topic, batch.partition])), this.groupId],
+    );
+    const stored = new Map(rows.map((r) => [`${r.topic}\u0000${Number(r.p)}`, String(r.next_offset)]));
+    const outcomes = new Map<Pending, BatchOutcome>();
+    const updates: [string, number, string][] = [];
+    const inserts: [string, number, string][] = [];
+    const fresh = new Map<TopicHandler<unknown>, { pending: Pending; events: OffsetEvent<unknown>[] }[]>();
+    for (const pending of sorted) {
+      const { batch } = pending;
+      const offset = stored.get(partitionKey(batch));
+      const split = splitByStoredOffset(pending.events, offset ?? null);
+      outcomes.set(pending, { fresh: split.fresh.length, duplicates: split.duplicates, stats: null });
+      if (split.fresh.length === 0) continue;
+      (offset === undefined ? inserts : updates).push([batch.topic, batch.partition, batch.nextOffset]);
+      const list = fresh.get(pending.handler) ?? [];
+      list.push({ pending, events: split.fresh });
+      fresh.set(pending.handler, list);
+    }
+    // Offsets before data rows, as in a transaction of one batch.
+    if (updates.length > 0) {
+      const result = await conn.execute(UPDATE_OFFSETS, [JSON.stringify(updates), this.groupId]);
+      if (result.affectedRows !== updates.length)
+        throw new Error(`moved ${result.affectedRows} of ${updates.length} locked offset rows`);
+    }
+    if (inserts.length > 0) await conn.execute(INSERT_OFFSETS, [this.groupId, JSON.stringify(inserts)]);
+    for (const [handler, parts] of fresh) {
+      const calls = handler.mergePartitions === true ? [parts] : parts.map((part) => [part]);
+      for (const call of calls) {
+        const stats = await handler.apply(
+          conn,
+          call.flatMap(({ events }) => events),
+        );
+        // The stats of a merged call go to its first batch; the others committed with nothing of their own to report.
+        call.forEach(({ pending }, i) => {
+          const outcome = outcomes.get(pending) as BatchOutcome;
+          outcome.stats = i === 0 ? stats : NO_STATS;
+        });
+      }
+    }
+    await conn.unprepared('COMMIT');
+    return group.map((pending) => outcomes.get(pending) as BatchOutcome);
   }
 
   private record(batch: PartitionBatch, outcome: BatchOutcome): void {
@@ -244,6 +448,8 @@ class PartitionApplier {
     const stats = await handler.apply(conn, fresh);
     try {
       await conn.unprepared('COMMIT');
+      this.metrics.commits.inc();
+      this.metrics.batchesPerCommit.observe(1);
     } catch (err) {
       // Outcome unknown: retrying is safe, the retry finds the stored offset if it did commit.
       throw new TransientHandlerError(`COMMIT of ${batch.topic}[${batch.partition}] unanswered`, {
@@ -263,7 +469,7 @@ async function rollbackQuietly(conn: MysqlConnection): Promise<void> {
   }
 }
 
-/** What {@link createBatchHandler} needs. */
+/** What {@link createBatchHandlers} needs. */
 export interface BatchHandlerDeps {
   pool: MysqlPool;
   groupId: string;
@@ -271,23 +477,47 @@ export interface BatchHandlerDeps {
   registry: Registry;
   /** Attempts of one transaction on deadlock / lock wait timeout / conflict. Default 3. */
   transactionAttempts?: number;
+  /** Partition batches one transaction may carry (see PipelineOptions.batch). Default 16. */
+  maxBatchesPerTransaction?: number;
+  /** Events a transaction of several batches may carry (see PipelineOptions.batch). Default 1000. */
+  maxEventsPerTransaction?: number;
 }
 
 /**
- * The consumer-facing side of one topic: decode the batch, then apply it with the offset protocol
- * (see {@link runPipeline}). Exported so the protocol can be exercised without a consumer group —
- * e.g. two "members" applying overlapping batches of one partition at the same time.
+ * The consumer-facing side of the topics, by topic: decode each batch, then apply it with the
+ * offset protocol (see {@link runPipeline}); batches of any of these topics handed over together
+ * share transactions. Exported so the protocol can be exercised without a consumer group — e.g.
+ * two "members" applying overlapping batches of one partition at the same time.
  */
-export function createBatchHandler(handler: TopicHandler<unknown>, deps: BatchHandlerDeps): BatchHandler {
+export function createBatchHandlers(
+  handlers: readonly TopicHandler<unknown>[],
+  deps: BatchHandlerDeps,
+): Record<string, BatchHandler> {
   const logger = deps.logger.child({ component: 'writer-pipeline', groupId: deps.groupId });
+  const limits = {
+    batches: deps.maxBatchesPerTransaction ?? 16,
+    events: deps.maxEventsPerTransaction ?? 1000,
+  };
+  if (!Number.isInteger(limits.batches) || limits.batches < 1)
+    throw new RangeError('maxBatchesPerTransaction must be an integer ≥ 1');
+  if (!Number.isInteger(limits.events) || limits.events < 1)
+    throw new RangeError('maxEventsPerTransaction must be an integer ≥ 1');
   const applier = new PartitionApplier(
     deps.pool,
     deps.groupId,
     writerMetrics(deps.registry),
     logger,
     Math.max(1, deps.transactionAttempts ?? 3),
+    limits,
   );
-  return applier.handlerFor(handler);
+  const out: Record<string, BatchHandler> = {};
+  for (const handler of handlers) out[handler.topic] = applier.handlerFor(handler);
+  return out;
+}
+
+/** {@link createBatchHandlers} for one topic. */
+export function createBatchHandler(handler: TopicHandler<unknown>, deps: BatchHandlerDeps): BatchHandler {
+  return createBatchHandlers([handler], deps)[handler.topic] as BatchHandler;
 }
 
 /**
@@ -339,8 +569,15 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineHan
   if (topics.length === 0) throw new RangeError('runPipeline: at least one handler is needed');
   if (new Set(topics).size !== topics.length) throw new RangeError('runPipeline: one handler per topic');
   const logger = options.logger.child({ component: 'writer-pipeline', groupId: options.groupId });
-  const handlers: Record<string, BatchHandler> = {};
-  for (const handler of options.handlers) handlers[handler.topic] = createBatchHandler(handler, options);
+  const handlers = createBatchHandlers(options.handlers, {
+    ...options,
+    ...(options.batch?.maxBatchesPerTransaction === undefined
+      ? {}
+      : { maxBatchesPerTransaction: options.batch.maxBatchesPerTransaction }),
+    ...(options.batch?.maxEventsPerTransaction === undefined
+      ? {}
+      : { maxEventsPerTransaction: options.batch.maxEventsPerTransaction }),
+  });
   const seek = options.seekToStoredOffsets ?? true;
   const retry = { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 2000, ...options.retry };
 
@@ -353,7 +590,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineHan
     maxBatchMessages: options.batch?.maxMessages ?? 1000,
     maxBatchWaitMs: options.batch?.maxWaitMs ?? 100,
     minBatchBytes: options.batch?.minBytes ?? 1,
-    partitionsConsumedConcurrently: options.batch?.partitionsConcurrently ?? 4,
+    partitionsConsumedConcurrently: options.batch?.partitionsConcurrently ?? 8,
     retry,
     pauseOnTransientMs: options.transientPauseMs ?? 1000,
     fromBeginning: true,

@@ -100,5 +100,11 @@ export interface CountersHandlerOptions {
 
 /** The counters {@link TopicHandler}. */
 export function countersHandler(options: CountersHandlerOptions = {}): TopicHandler<CounterDeltaEvent> {
-  return { topic: options.topic ?? TOPICS.counters, decode: decodeCounterDelta, apply: applyCounterDeltas };
+  return {
+    topic: options.topic ?? TOPICS.counters,
+    decode: decodeCounterDelta,
+    apply: applyCounterDeltas,
+    // Sums per name: the order of events does not matter at all.
+    mergePartitions: true,
+  };
 }

@@ -73,5 +73,11 @@ export async function applyUniques(
 
 /** The uniques {@link TopicHandler}. */
 export function uniquesHandler(options: { topic?: string } = {}): TopicHandler<UniqueEvent> {
-  return { topic: options.topic ?? TOPICS.uniques, decode: decodeUniqueEvent, apply: applyUniques };
+  return {
+    topic: options.topic ?? TOPICS.uniques,
+    decode: decodeUniqueEvent,
+    apply: applyUniques,
+    // A set of (name, day, user): the order of events does not matter at all.
+    mergePartitions: true,
+  };
 }
