@@ -109,7 +109,7 @@ export interface CounterStoreDeps {
   options: CounterStoreOptions;
 }
 
-/** One increment for `ctrIncrMany`: the request's record, the counter's keys and the change. */
+/** One increment for `ctrIncrAckMany`: the request's record, the counter's keys and the change. */
 interface IncrItem {
   idem: string;
   keys: CounterKeys;
@@ -125,17 +125,19 @@ interface PendingAck {
   eventId: string;
 }
 
+/** One write of a shard's script call: an increment, or the post-ack check of an earlier one. */
+type ShardWrite = { kind: 'incr'; item: IncrItem } | { kind: 'ack'; ack: PendingAck };
+type ShardWriteReply = { kind: 'incr'; reply: IncrReply } | { kind: 'ack'; same: boolean };
+
 interface Shard {
   name: string;
   client: RedisShardClient;
   scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>;
   policy: DependencyPolicy;
-  /** The increments of one coalescer flush, as one script call. */
-  incrs: TickBatcher<IncrItem, IncrReply>;
+  /** The increments of one coalescer flush and the post-ack checks waiting, as one script call. */
+  writes: TickBatcher<ShardWrite, ShardWriteReply>;
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
-  /** The post-ack checks of one event-loop turn, as one script call. */
-  acks: TickBatcher<PendingAck, boolean>;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -232,40 +234,16 @@ export class CounterStore {
           },
           policyDeps,
         ),
-        // Submitted synchronously by the coalescer's flush, so a microtask sees the whole flush.
-        incrs: new TickBatcher(
-          (batch) =>
-            this.redis(shard, () =>
-              shard.scripts.ctrIncrMany(
-                batch.flatMap(({ idem, keys }) => [idem, keys.value, keys.pending]),
-                [
-                  this.options.idempotencyTtlMs,
-                  this.options.pendingMs,
-                  this.options.cacheTtlMs,
-                  ...batch.flatMap(({ delta, eventId, migrating }) => [
-                    delta,
-                    eventId,
-                    migrating ? 'm' : 'o',
-                  ]),
-                ],
-              ),
-            ),
-          { maxBatch: SCRIPT_BATCH, schedule: queueMicrotask },
-        ),
+        // Increments are submitted synchronously by the coalescer's flush, so a microtask sees the
+        // whole flush; acks that arrive while a call is in flight ride with the next one.
+        writes: new TickBatcher((batch) => this.redis(shard, () => this.writeMany(shard, batch)), {
+          maxBatch: SCRIPT_BATCH,
+          schedule: queueMicrotask,
+        }),
         reads: new TickBatcher(
           (batch) =>
             this.redis(shard, () =>
               shard.scripts.ctrReadMany(batch.flatMap((keys) => [keys.value, keys.pending])),
-            ),
-          { maxBatch: SCRIPT_BATCH },
-        ),
-        acks: new TickBatcher(
-          (batch) =>
-            this.redis(shard, () =>
-              shard.scripts.ctrAckedMany(
-                batch.flatMap(({ keys }) => [keys.value, keys.pending]),
-                batch.flatMap(({ gen, eventId }) => [gen, eventId]),
-              ),
             ),
           { maxBatch: SCRIPT_BATCH },
         ),
@@ -354,8 +332,9 @@ export class CounterStore {
     }
 
     try {
-      // Batched with the other acks of this turn (one script call per shard).
-      const same = await shard.acks.submit({ keys, gen: incr.gen, eventId });
+      // Rides in the shard's next script call, with the increments waiting for it.
+      const written = await shard.writes.submit({ kind: 'ack', ack: { keys, gen: incr.gen, eventId } });
+      const same = written.kind === 'ack' && written.same;
       if (!same) {
         this.metrics.invalidations.inc({ reason: 'generation' });
         if (migrating) this.markDirty(map, name);
@@ -453,6 +432,45 @@ export class CounterStore {
     }
   }
 
+  private async submitIncrement(shard: Shard, item: IncrItem): Promise<IncrReply> {
+    const written = await shard.writes.submit({ kind: 'incr', item });
+    if (written.kind !== 'incr') throw new Error('ctrIncrAckMany: an increment answered as an ack');
+    return written.reply;
+  }
+
+  /** One `ctrIncrAckMany` call for a batch of writes; replies in the batch's order. */
+  private async writeMany(shard: Shard, batch: readonly ShardWrite[]): Promise<ShardWriteReply[]> {
+    const incrs: IncrItem[] = [];
+    const acks: PendingAck[] = [];
+    for (const write of batch) {
+      if (write.kind === 'incr') incrs.push(write.item);
+      else acks.push(write.ack);
+    }
+    const reply = await shard.scripts.ctrIncrAckMany(
+      [
+        ...incrs.flatMap(({ idem, keys }) => [idem, keys.value, keys.pending]),
+        ...acks.flatMap(({ keys }) => [keys.value, keys.pending]),
+      ],
+      [
+        this.options.idempotencyTtlMs,
+        this.options.pendingMs,
+        this.options.cacheTtlMs,
+        incrs.length,
+        ...incrs.flatMap(({ delta, eventId, migrating }) => [delta, eventId, migrating ? 'm' : 'o']),
+        ...acks.flatMap(({ gen, eventId }) => [gen, eventId]),
+      ],
+    );
+    if (reply.increments.length !== incrs.length || reply.acks.length !== acks.length)
+      throw new Error('ctrIncrAckMany: the reply does not match the call');
+    let i = 0;
+    let a = 0;
+    return batch.map((write): ShardWriteReply =>
+      write.kind === 'incr'
+        ? { kind: 'incr', reply: reply.increments[i++] as IncrReply }
+        : { kind: 'ack', same: reply.acks[a++] === true },
+    );
+  }
+
   private async incrWarm(
     shard: Shard,
     name: string,
@@ -464,7 +482,7 @@ export class CounterStore {
   ): Promise<IncrResult> {
     const item: IncrItem = { idem: idempotencyKey(slotTag(slot), eventId), keys, delta, eventId, migrating };
     for (let attempt = 1; ; attempt += 1) {
-      const reply = await shard.incrs.submit(item);
+      const reply = await this.submitIncrement(shard, item);
       if (reply.kind === 'done') {
         if (!reply.applied) this.metrics.replays.inc();
         return parseIncrResult(reply.result);

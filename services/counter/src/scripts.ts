@@ -14,10 +14,20 @@ local now_ms = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2])
 `;
 
 /**
- * Idempotent increments of a batch of counters of one shard (one script call per shard and
- * event-loop turn). KEYS are `idem, value, pending` triples (the request's record
- * `idem:{<slot>}:<eventId>` first); ARGV is `idemTtlMs, pendingMs, ttlMs`, then a `delta, eventId,
- * mode` triple per counter. Per counter, in order:
+ * One shard's writes of an event-loop turn in ONE script call: the post-ack checks of earlier
+ * increments, then idempotent increments. A call costs Redis about as much as the Lua it runs
+ * (each call wakes the server), so the acks ride with the increments instead of a call of their own.
+ *
+ * KEYS: `idem, value, pending` triples for the increments (the request's record
+ * `idem:{<slot>}:<eventId>` first), then `value, pending` pairs for the acks. ARGV: `idemTtlMs,
+ * pendingMs, ttlMs, incrementCount`, then a `delta, eventId, mode` triple per increment, then a
+ * `gen, eventId` pair per ack. Reply: `{increments, acks}`.
+ *
+ * Per ack: clears the event's pending entry; if the hash is no longer the generation the increment
+ * went to (re-warmed meanwhile, possibly from a snapshot without this delta), deletes it so the
+ * next access re-warms behind the writer. Reply 1 same, 0 invalidated.
+ *
+ * Per increment, in order:
  * - its request id is recorded already (a re-sent call, or a retry) → `{0, recorded result}`,
  *   nothing applied;
  * - mode 'o' (owner) and the counter is cold → `{2}`, nothing applied or recorded (the caller warms
@@ -28,17 +38,36 @@ local now_ms = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2])
  * - else HINCRBY, the event recorded as pending until now + pendingMs, TTLs refreshed, and the
  *   result `<value>:<m>:<gen>` recorded under the request id → `{1, result}`.
  * Deltas are validated by the caller (integers within ±1e9): a bad one fails the script half-way.
+ * A re-sent call runs its acks again, which is harmless: ZREM of an absent entry, and the
+ * generation check is a fact about the hash, not about the call.
  */
-const INCR_MANY = `${NOW_MS}
+const INCR_ACK_MANY = `${NOW_MS}
 local idem_ttl = tonumber(ARGV[1])
 local pending_ms = tonumber(ARGV[2])
+local n = tonumber(ARGV[4])
 if not idem_ttl or idem_ttl < 1 or idem_ttl ~= math.floor(idem_ttl) or not pending_ms or pending_ms < 1 then
   return redis.error_reply('ERR idemTtlMs and pendingMs must be positive integers of milliseconds')
 end
+if not n or n < 0 or n ~= math.floor(n) or n * 3 > #KEYS or (#KEYS - n * 3) % 2 ~= 0 then
+  return redis.error_reply('ERR incrementCount does not match the keys')
+end
+local acks = {}
+local a = n * 3 + 5
+for i = n * 3 + 1, #KEYS, 2 do
+  local vk, pk = KEYS[i], KEYS[i + 1]
+  redis.call('ZREM', pk, ARGV[a + 1])
+  if (redis.call('HGET', vk, 'g') or '') == ARGV[a] then
+    acks[#acks + 1] = 1
+  else
+    redis.call('DEL', vk, pk)
+    acks[#acks + 1] = 0
+  end
+  a = a + 2
+end
 local out = {}
-for i = 1, #KEYS, 3 do
+for i = 1, n * 3, 3 do
   local idem, vk, pk = KEYS[i], KEYS[i + 1], KEYS[i + 2]
-  local delta, event_id, mode = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local delta, event_id, mode = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local prev = redis.call('GET', idem)
   if prev then
     out[#out + 1] = {0, prev}
@@ -72,7 +101,7 @@ for i = 1, #KEYS, 3 do
     end
   end
 end
-return out
+return {out, acks}
 `;
 
 /**
@@ -85,26 +114,6 @@ redis.call('ZREM', KEYS[3], ARGV[3])
 if redis.call('HGET', KEYS[2], 'g') ~= ARGV[4] then return 0 end
 redis.call('HINCRBY', KEYS[2], 'v', -tonumber(ARGV[2]))
 return 1
-`;
-
-/**
- * After the acks of a batch of increments: KEYS are `value, pending` pairs, ARGV `gen, eventId`
- * pairs. For each: clears the pending entry; if the hash is no longer the generation the increment
- * went to (re-warmed meanwhile, possibly from a snapshot without this delta), deletes it so the next
- * access re-warms behind the writer. One reply per pair: 1 same, 0 invalidated.
- */
-const ACKED_MANY = `
-local out = {}
-for i = 1, #KEYS, 2 do
-  redis.call('ZREM', KEYS[i + 1], ARGV[i + 1])
-  if (redis.call('HGET', KEYS[i], 'g') or '') == ARGV[i] then
-    out[#out + 1] = 1
-  else
-    redis.call('DEL', KEYS[i], KEYS[i + 1])
-    out[#out + 1] = 0
-  end
-end
-return out
 `;
 
 /**
@@ -143,7 +152,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
-/** Reply of `ctrIncrMany`, per counter: applied now, applied by an earlier call, or cold. */
+/** Reply of `ctrIncrAckMany` per increment: applied now, applied by an earlier call, or cold. */
 export type IncrReply = { kind: 'cold' } | { kind: 'done'; applied: boolean; result: string };
 
 /** Reply of `ctrReadMany`, per counter. */
@@ -166,9 +175,9 @@ function integer(value: unknown, what: string): number {
 export function parseIncrResult(result: string): IncrResult {
   const first = result.indexOf(':');
   const second = result.indexOf(':', first + 1);
-  if (first < 0 || second < 0) throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad result');
+  if (first < 0 || second < 0) throw new RedisReplyError('BADREPLY', 'ctrIncrAckMany: bad result');
   return {
-    value: integer(result.slice(0, first), 'ctrIncrMany.value'),
+    value: integer(result.slice(0, first), 'ctrIncrAckMany.value'),
     partial: result.slice(first + 1, second) === '1',
     gen: result.slice(second + 1),
   };
@@ -180,20 +189,29 @@ function text(value: unknown, what: string): string {
   throw new RedisReplyError('BADREPLY', `${what}: not a string`);
 }
 
-function parseIncrMany(reply: unknown): IncrReply[] {
-  if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad reply');
-  return reply.map((item: unknown): IncrReply => {
-    if (!Array.isArray(item) || item.length === 0)
-      throw new RedisReplyError('BADREPLY', 'ctrIncrMany: bad reply');
-    const code = integer(item[0], 'ctrIncrMany');
-    if (code === 2) return { kind: 'cold' };
-    return { kind: 'done', applied: code === 1, result: text(item[1], 'ctrIncrMany.result') };
-  });
+/** Reply of `ctrIncrAckMany`: per increment, and per ack whether the hash was still its generation. */
+export interface IncrAckReply {
+  increments: IncrReply[];
+  acks: boolean[];
 }
 
-function parseAckedMany(reply: unknown): boolean[] {
-  if (!Array.isArray(reply)) throw new RedisReplyError('BADREPLY', 'ctrAckedMany: bad reply');
-  return reply.map((r) => integer(r, 'ctrAckedMany') === 1);
+function parseIncrAckMany(reply: unknown): IncrAckReply {
+  if (!Array.isArray(reply) || reply.length !== 2 || !Array.isArray(reply[0]) || !Array.isArray(reply[1]))
+    throw new RedisReplyError('BADREPLY', 'ctrIncrAckMany: bad reply');
+  return {
+    increments: parseIncrements(reply[0] as unknown[]),
+    acks: (reply[1] as unknown[]).map((r) => integer(r, 'ctrIncrAckMany.ack') === 1),
+  };
+}
+
+function parseIncrements(reply: unknown[]): IncrReply[] {
+  return reply.map((item: unknown): IncrReply => {
+    if (!Array.isArray(item) || item.length === 0)
+      throw new RedisReplyError('BADREPLY', 'ctrIncrAckMany: bad reply');
+    const code = integer(item[0], 'ctrIncrAckMany');
+    if (code === 2) return { kind: 'cold' };
+    return { kind: 'done', applied: code === 1, result: text(item[1], 'ctrIncrAckMany.result') };
+  });
 }
 
 function parseReadMany(reply: unknown): ReadReply[] {
@@ -211,9 +229,8 @@ function parseRead(reply: unknown): ReadReply {
 
 /** The scripts, for `RedisShardClient.defineScripts`. */
 export const COUNTER_SCRIPTS = {
-  ctrIncrMany: { lua: INCR_MANY, numberOfKeys: { multipleOf: 3 }, parse: parseIncrMany },
+  ctrIncrAckMany: { lua: INCR_ACK_MANY, numberOfKeys: { multipleOf: 1 }, parse: parseIncrAckMany },
   ctrUndo: idempotentScript(UNDO_BODY, 2),
-  ctrAckedMany: { lua: ACKED_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseAckedMany },
   ctrReadMany: { lua: READ_MANY, numberOfKeys: { multipleOf: 2 }, parse: parseReadMany },
   ctrFill: { lua: FILL, numberOfKeys: 2, parse: (r: unknown) => integer(r, 'ctrFill') === 1 },
 } satisfies Record<string, ScriptDefinition<unknown>>;

@@ -57,15 +57,23 @@ describe('concurrency', () => {
     await writer.stop();
   }, 180_000);
 
-  it('one ctrIncrMany call: warm counters applied, cold, stale and leftover-partial ones refused and not recorded, a migration partial created, a repeated id applied once', async () => {
+  it('one ctrIncrAckMany call: acks clear pending entries and drop re-warmed hashes; warm counters applied, cold, stale and leftover-partial ones refused and not recorded, a migration partial created, a repeated id applied once', async () => {
     // Names on one shard (a batch script only ever carries the counters of one shard).
     const shardName = ownerOf(ctx, ctx.name('batch-0'));
     const names: string[] = [];
-    for (let i = 0; names.length < 5; i += 1) {
+    for (let i = 0; names.length < 7; i += 1) {
       const name = ctx.name(`batch-${i}`);
       if (ownerOf(ctx, name) === shardName) names.push(name);
     }
-    const [warm, cold, moving, stale, leftover] = names as [string, string, string, string, string];
+    const [warm, cold, moving, stale, leftover, acked, rewarmed] = names as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const shard = ctx.shard(shardName);
     const scripts = shard.defineScripts(COUNTER_SCRIPTS);
     const keysOf = (name: string) => counterKeys(name, slotOf(name));
@@ -74,6 +82,12 @@ describe('concurrency', () => {
     await shard.redis.hset(keysOf(stale).value, 'v', 9, 'g', 'gen-s');
     await shard.redis.zadd(keysOf(stale).pending, Date.now() - 60_000, 'lost-event');
     await shard.redis.hset(keysOf(leftover).value, 'v', 3, 'g', 'gen-l', 'm', '1');
+    // Two increments awaiting their ack: one still on its hash's generation, one whose hash was
+    // re-warmed meanwhile (possibly from a snapshot without its delta).
+    await shard.redis.hset(keysOf(acked).value, 'v', 7, 'g', 'gen-a');
+    await shard.redis.zadd(keysOf(acked).pending, Date.now() + 60_000, 'ev-a');
+    await shard.redis.hset(keysOf(rewarmed).value, 'v', 5, 'g', 'gen-new');
+    await shard.redis.zadd(keysOf(rewarmed).pending, Date.now() + 60_000, 'ev-r');
     const item = (name: string, id: string, delta: number, mode: 'o' | 'm') => ({
       keys: [idempotencyKey(slotTag(slotOf(name)), id), keysOf(name).value, keysOf(name).pending],
       args: [delta, id, mode],
@@ -88,11 +102,28 @@ describe('concurrency', () => {
       item(stale, randomUUID(), 1, 'o'),
       item(leftover, randomUUID(), 1, 'o'),
     ];
-    const replies = await scripts.ctrIncrMany(
-      items.flatMap((i) => i.keys),
-      [60_000, 60_000, 600_000, ...items.flatMap((i) => i.args)],
+    const reply = await scripts.ctrIncrAckMany(
+      [
+        ...items.flatMap((i) => i.keys),
+        ...[acked, rewarmed].flatMap((name) => [keysOf(name).value, keysOf(name).pending]),
+      ],
+      [
+        60_000,
+        60_000,
+        600_000,
+        items.length,
+        ...items.flatMap((i) => i.args),
+        'gen-a',
+        'ev-a',
+        'gen-old',
+        'ev-r',
+      ],
     );
-    expect(replies).toEqual([
+    expect(reply.acks).toEqual([true, false]);
+    expect(await shard.redis.zcard(keysOf(acked).pending)).toBe(0);
+    expect(await shard.redis.hget(keysOf(acked).value, 'v')).toBe('7');
+    expect(await shard.redis.exists(keysOf(rewarmed).value, keysOf(rewarmed).pending)).toBe(0);
+    expect(reply.increments).toEqual([
       { kind: 'done', applied: true, result: '42:0:gen-w' },
       { kind: 'cold' },
       { kind: 'done', applied: true, result: `3:1:${ids[2]}` },
@@ -109,10 +140,21 @@ describe('concurrency', () => {
     expect(await shard.redis.exists(idempotencyKey(slotTag(slotOf(cold)), ids[1]))).toBe(0);
     expect(await shard.redis.hget(keysOf(moving).value, 'm')).toBe('1');
     expect(await shard.redis.zcard(keysOf(warm).pending)).toBe(2);
-    // A bad TTL is refused before anything is written.
+    // A bad TTL, or a count that does not match the keys, is refused before anything is written.
     await expect(
-      scripts.ctrIncrMany(item(warm, randomUUID(), 1, 'o').keys, [0, 60_000, 600_000, 1, 'x', 'o']),
+      scripts.ctrIncrAckMany(item(warm, randomUUID(), 1, 'o').keys, [0, 60_000, 600_000, 1, 1, 'x', 'o']),
     ).rejects.toThrow(/positive integers/);
+    await expect(
+      scripts.ctrIncrAckMany(item(warm, randomUUID(), 1, 'o').keys, [
+        60_000,
+        60_000,
+        600_000,
+        2,
+        1,
+        'x',
+        'o',
+      ]),
+    ).rejects.toThrow(/incrementCount/);
     expect(await shard.redis.hget(keysOf(warm).value, 'v')).toBe('41');
   });
 
@@ -147,7 +189,15 @@ describe('concurrency', () => {
     const itemArgs = (id: string) => [1, id, 'o'];
     // One script call carries the increments of a whole batch of request ids (as the store sends them).
     const incrMany = async (ids: readonly string[]): Promise<IncrReply[]> =>
-      scripts.ctrIncrMany(ids.flatMap(itemKeys), [60_000, 60_000, 600_000, ...ids.flatMap(itemArgs)]);
+      (
+        await scripts.ctrIncrAckMany(ids.flatMap(itemKeys), [
+          60_000,
+          60_000,
+          600_000,
+          ids.length,
+          ...ids.flatMap(itemArgs),
+        ])
+      ).increments;
     const done = (reply: IncrReply | undefined) => {
       if (reply?.kind !== 'done') throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
       parseIncrResult(reply.result);
@@ -207,9 +257,9 @@ describe('concurrency', () => {
     const dup = randomUUID();
     const other = shard.redis.duplicate();
     await waitForRedisReady(other, 5_000);
-    other.defineCommand('ctrIncrDup', { lua: COUNTER_SCRIPTS.ctrIncrMany.lua });
+    other.defineCommand('ctrIncrDup', { lua: COUNTER_SCRIPTS.ctrIncrAckMany.lua });
     const dupKeys = itemKeys(dup);
-    const dupArgs = [60_000, 60_000, 600_000, ...itemArgs(dup)];
+    const dupArgs = [60_000, 60_000, 600_000, 1, ...itemArgs(dup)];
     const replies = await Promise.all([
       ...Array.from({ length: 25 }, () => settle(dup)),
       ...Array.from({ length: 25 }, () =>
@@ -221,7 +271,8 @@ describe('concurrency', () => {
       ),
     ]);
     const appliedCount = replies.filter((r) =>
-      Array.isArray(r) ? (r[0] as unknown[])[0] === 1 : (r as { applied: boolean }).applied,
+      // The raw reply is {increments, acks}; an increment's reply is {1 | 0, result}.
+      Array.isArray(r) ? (r as unknown[][][])[0]?.[0]?.[0] === 1 : (r as { applied: boolean }).applied,
     ).length;
     expect(appliedCount).toBe(1);
     expect(Number(await shard.redis.hget(keys.value, 'v'))).toBe(all.length + 1);
