@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import {
   InvalidEventError,
   Registry,
+  type BatchHandler,
   type LikeEvent,
   type MysqlPool,
   type PartitionBatch,
@@ -90,6 +91,24 @@ async function histogramSum(registry: Registry, name: string): Promise<number> {
   return values.find((v) => (v as { metricName?: string }).metricName === `${name}_sum`)?.value ?? 0;
 }
 
+/** The batch handler of one topic, on the test bed's database. */
+function handlerOf(
+  handler: TopicHandler<unknown>,
+  group: string,
+  registry: Registry,
+  extra: { maxEventsPerTransaction?: number } = {},
+): BatchHandler {
+  const handle = createBatchHandlers([handler], {
+    pool: bed.pool,
+    groupId: bed.groupId(group),
+    logger,
+    registry,
+    ...extra,
+  })[handler.topic];
+  if (handle === undefined) throw new Error(`no handler for ${handler.topic}`);
+  return handle;
+}
+
 /** The counters handler, counting its `apply` calls. */
 function countingCounters(
   topic: string,
@@ -170,13 +189,7 @@ describe('shared transactions', () => {
     const topic = `${bed.topic}.nomerge`;
     const registry = new Registry();
     const counting = countingCounters(topic, false);
-    const handle = createBatchHandlers([counting.handler], {
-      pool: bed.pool,
-      groupId: bed.groupId('nomerge'),
-      logger,
-      registry,
-    })[topic];
-    if (handle === undefined) throw new Error('handler missing');
+    const handle = handlerOf(counting.handler, 'nomerge', registry);
     const parts = [0, 1, 2].map((p) => deltas(`${prefix}-p${p}`, 60, 7));
     await Promise.all(parts.map((events, p) => handle(batchOf(topic, p, 0, events))));
     expect(counting.calls()).toBe(3);
@@ -188,14 +201,9 @@ describe('shared transactions', () => {
     const prefix = `sh4${randomUUID().slice(0, 8)}`;
     const topic = `${bed.topic}.cap`;
     const registry = new Registry();
-    const handle = createBatchHandlers([countersHandler({ topic }) as TopicHandler<unknown>], {
-      pool: bed.pool,
-      groupId: bed.groupId('cap'),
-      logger,
-      registry,
+    const handle = handlerOf(countersHandler({ topic }) as TopicHandler<unknown>, 'cap', registry, {
       maxEventsPerTransaction: 100,
-    })[topic];
-    if (handle === undefined) throw new Error('handler missing');
+    });
     // 40 + 40 fit, the third does not; a batch over the cap on its own still goes.
     const parts = [40, 40, 40, 150].map((n, p) => deltas(`${prefix}-p${p}`, n, 7));
     await Promise.all(parts.map((events, p) => handle(batchOf(topic, p, 0, events))));
@@ -207,6 +215,7 @@ describe('shared transactions', () => {
   it('a batch that cannot be applied fails alone: the others of its transaction commit one by one', async () => {
     const prefix = `sh3${randomUUID().slice(0, 8)}`;
     const topic = `${bed.topic}.poison`;
+    // The group handlerOf uses (bed.groupId is deterministic per name).
     const groupId = bed.groupId('poison');
     const registry = new Registry();
     const base = countersHandler({ topic });
@@ -218,13 +227,7 @@ describe('shared transactions', () => {
         return applyCounterDeltas(conn, events);
       },
     };
-    const handle = createBatchHandlers([poisoned as TopicHandler<unknown>], {
-      pool: bed.pool,
-      groupId,
-      logger,
-      registry,
-    })[topic];
-    if (handle === undefined) throw new Error('handler missing');
+    const handle = handlerOf(poisoned as TopicHandler<unknown>, 'poison', registry);
     const good0 = deltas(`${prefix}-p0`, 80, 9);
     const bad1 = [...deltas(`${prefix}-p1`, 40, 9), ...deltas(`${prefix}-poison`, 1, 1)];
     const good2 = deltas(`${prefix}-p2`, 80, 9);
