@@ -261,7 +261,10 @@ class PartitionApplier {
         } else later.push(pending);
       }
       this.queue = later;
-      void this.runGroup(group);
+      // runGroup settles every batch itself; this only guards against a bug escaping it.
+      this.runGroup(group).catch((err: unknown) => {
+        for (const pending of group) pending.reject(err);
+      });
     }
   }
 
