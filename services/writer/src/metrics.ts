@@ -18,7 +18,7 @@ export interface WriterMetrics {
   readonly transactions: Counter<'topic' | 'outcome'>;
   /** COMMITs of writer transactions (one per transaction, however many partition batches it carried). */
   readonly commits: Counter;
-  /** Partition batches per committed transaction. */
+  /** Partition batches with events applied, per committed transaction. */
   readonly batchesPerCommit: Histogram;
   readonly batchSize: Histogram<'topic'>;
   readonly applyDuration: Histogram<'topic'>;
@@ -111,7 +111,7 @@ export function writerMetrics(registry: Registry): WriterMetrics {
       () =>
         new Histogram({
           name: 'hyperscale_writer_batches_per_commit',
-          help: 'Partition batches applied by one committed writer transaction.',
+          help: 'Partition batches with events applied by one committed writer transaction.',
           buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64],
           registers,
         }),

@@ -187,9 +187,8 @@ function byPartition(a: Pending, b: Pending): number {
  * whatever its size (round trips, START/COMMIT, the offset rows), and kafkajs hands the partitions
  * of one fetch over at the same time. Batches handed over in one event-loop turn therefore go into
  * ONE transaction (at most `maxBatchesPerTransaction` batches and `maxEventsPerTransaction`
- * events): every offset row locked by one statement in
- * (topic, partition) order, moved by one statement, one `apply` per topic for handlers that
- * `mergePartitions`, one COMMIT. The protocol per partition is unchanged, so is exactly-once. When a
+ * events): every offset row locked by one statement in (topic, partition) order, moved by one
+ * statement, one `apply` per topic for handlers that `mergePartitions`, one COMMIT. The protocol per partition is unchanged, so is exactly-once. When a
  * shared transaction fails for any reason (deadlock, a poison event, a race on a first offset, an
  * unanswered COMMIT), each of its batches is re-run in a transaction of its own, with the retries,
  * pauses and poison isolation a batch always had.
@@ -294,8 +293,11 @@ class PartitionApplier {
     }
     try {
       const outcomes = await this.sharedTransaction(conn, group);
-      this.metrics.commits.inc();
-      this.metrics.batchesPerCommit.observe(group.length);
+      const applied = outcomes.filter((outcome) => outcome.stats !== null).length;
+      if (applied > 0) {
+        this.metrics.commits.inc();
+        this.metrics.batchesPerCommit.observe(applied);
+      }
       return outcomes;
     } catch (err) {
       await rollbackQuietly(conn);
@@ -338,6 +340,11 @@ class PartitionApplier {
       const list = fresh.get(pending.handler) ?? [];
       list.push({ pending, events: split.fresh });
       fresh.set(pending.handler, list);
+    }
+    if (fresh.size === 0) {
+      // Every event was applied before (a re-delivery): nothing to commit.
+      await conn.unprepared('ROLLBACK');
+      return group.map((pending) => outcomes.get(pending) as BatchOutcome);
     }
     // Offsets before data rows, as in a transaction of one batch.
     if (updates.length > 0) {

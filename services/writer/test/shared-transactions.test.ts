@@ -182,6 +182,21 @@ describe('shared transactions', () => {
     // …and without a shared transaction having to fall back to one transaction per batch.
     expect(await metricValue(registry, 'hyperscale_writer_transactions_total', { outcome: 'retry' })).toBe(0);
     expect((await actualState(bed.pool)).counts).toEqual(expectedState(likes).counts);
+    // One more commit: the copy of the new batch that lost the race found it applied and rolled back.
+    expect(await metricValue(registry, 'hyperscale_writer_commits_total')).toBe(2);
+
+    // Only re-deliveries, together: the shared transaction finds nothing to apply, commits nothing.
+    await Promise.all([
+      counterHandle(batchOf(counterTopic, 1, 0, parts[1] ?? [])),
+      counterHandle(batchOf(counterTopic, 3, 0, parts[3] ?? [])),
+    ]);
+    expect(await metricValue(registry, 'hyperscale_writer_commits_total')).toBe(2);
+    expect(await metricValue(registry, 'hyperscale_writer_events_skipped_total')).toBe(650 + 300);
+    expect(await metricValue(registry, 'hyperscale_writer_transactions_total', { outcome: 'empty' })).toBe(
+      // before: partitions 1 and 2, the likes and the copy that lost the race; now these two
+      4 + 2,
+    );
+    expect(await counterValues(bed.pool, prefix)).toEqual(sums([...parts.flat(), ...next]));
   }, 60_000);
 
   it('a handler that does not merge partitions is called once per batch, in the one transaction', async () => {
