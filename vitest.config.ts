@@ -20,7 +20,11 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['services/*/test/**/*.test.ts', 'operators/*/test/**/*.test.ts'],
+          include: [
+            'services/*/test/**/*.test.ts',
+            'operators/*/test/**/*.test.ts',
+            'observability/test/**/*.test.ts',
+          ],
           environment: 'node',
           fileParallelism: false,
           testTimeout: 60_000,
