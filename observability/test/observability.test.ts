@@ -9,6 +9,7 @@
  *   that can never fire or an empty panel.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +18,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
+import { readEnvFile } from '../../bench/src/processes.js';
 import { freePort } from '../../hack/testing/ports.js';
 import { stack } from '../../hack/testing/stack-control.js';
 
@@ -137,6 +139,7 @@ describe('metrics the rules and the dashboard read', () => {
   const children: ChildProcess[] = [];
   const exported = new Map<string, string>();
   const runId = `obs${Date.now().toString(36)}`;
+  let topicsCreated = false;
   // The writer and the services get topics of their own: nothing of another run is consumed.
   const topics = { likes: `${runId}.likes`, counters: `${runId}.counters`, uniques: `${runId}.uniques` };
   const kafka = createKafka({
@@ -146,13 +149,19 @@ describe('metrics the rules and the dashboard read', () => {
   });
 
   beforeAll(async () => {
-    const devEnv = envFile(join(repoRoot, '.stack/dev.env'));
     await ensureTopics(
       kafka,
       Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })),
       30_000,
     );
-    const common = { ...devEnv, LOG_LEVEL: 'warn', SHUTDOWN_DELAY_MS: '0' };
+    topicsCreated = true;
+    // What `.stack/dev.env` gives `make up` (the tests' stack has none): secrets of this run.
+    const common = {
+      JWT_HS256_SECRET: randomBytes(32).toString('base64url'),
+      ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DELAY_MS: '0',
+    };
     const started = await Promise.all([
       startService('like', 'services/like', {
         ...common,
@@ -195,6 +204,7 @@ describe('metrics the rules and the dashboard read', () => {
 
   afterAll(async () => {
     await Promise.all(children.map(stop));
+    if (!topicsCreated) return;
     const admin = kafka.admin();
     await admin.connect();
     await admin
@@ -210,7 +220,7 @@ describe('metrics the rules and the dashboard read', () => {
       env: {
         PATH: process.env['PATH'] ?? '',
         HOME: process.env['HOME'] ?? '/tmp',
-        ...envFile(join(repoRoot, dir, 'local.env')),
+        ...readEnvFile(join(repoRoot, dir, 'local.env')),
         ...env,
         HTTP_PORT: String(await freePort()),
         METRICS_PORT: String(metricsPort),
@@ -266,16 +276,6 @@ describe('metrics the rules and the dashboard read', () => {
     ).toEqual(['hyperscale_writer_commits_total']);
   });
 });
-
-function envFile(path: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#') || !trimmed.includes('=')) continue;
-    env[trimmed.slice(0, trimmed.indexOf('='))] = trimmed.slice(trimmed.indexOf('=') + 1);
-  }
-  return env;
-}
 
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
