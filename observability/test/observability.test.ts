@@ -15,10 +15,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
 import { readEnvFile } from '../../bench/src/processes.js';
+import {
+  loadKubeConfig,
+  makeKubeApi,
+  operatorIdentity,
+  operatorKubeconfigPath,
+} from '../../hack/testing/kube.js';
 import { freePort } from '../../hack/testing/ports.js';
 import { stack } from '../../hack/testing/stack-control.js';
 
@@ -139,6 +146,7 @@ describe('metrics the rules and the dashboard read', () => {
   const children: ChildProcess[] = [];
   const exported = new Map<string, string>();
   const runId = `obs${Date.now().toString(36)}`;
+  const leaseName = `${runId}-operator`;
   let topicsCreated = false;
   // The writer and the services get topics of their own: nothing of another run is consumed.
   const topics = { likes: `${runId}.likes`, counters: `${runId}.counters`, uniques: `${runId}.uniques` };
@@ -188,11 +196,14 @@ describe('metrics the rules and the dashboard read', () => {
         WRITER_COUNTERS_TOPIC: topics.counters,
         WRITER_UNIQUES_TOPIC: topics.uniques,
       }),
-      // A standby next to the operator of `make up`, if one runs: it registers the same metrics.
+      // A lease of its own and a namespace without CounterShards: it registers the operator's
+      // metrics and reconciles nothing, next to the operator of `make up` if one runs.
       startService('countershard-operator', 'operators/countershard', {
         ...common,
-        KUBECONFIG: join(repoRoot, '.stack/kube/operator.kubeconfig'),
+        KUBECONFIG: operatorKubeconfigPath(),
         POD_NAME: `${runId}-operator`,
+        LEADER_ELECTION_NAME: leaseName,
+        WATCH_NAMESPACE: runId,
       }),
     ]);
     for (const { metricsPort } of started) {
@@ -204,6 +215,9 @@ describe('metrics the rules and the dashboard read', () => {
 
   afterAll(async () => {
     await Promise.all(children.map(stop));
+    await makeKubeApi(loadKubeConfig(), CoordinationV1Api)
+      .deleteNamespacedLease({ name: leaseName, namespace: operatorIdentity.namespace })
+      .catch(() => undefined); // not created if the operator never started
     if (!topicsCreated) return;
     const admin = kafka.admin();
     await admin.connect();
