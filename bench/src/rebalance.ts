@@ -12,6 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import {
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -123,6 +124,7 @@ export async function runRebalance(): Promise<void> {
   const custom = makeKubeApi(kc, CustomObjectsApi, KUBE_TIMEOUT_MS);
   const core = makeKubeApi(kc, CoreV1Api, KUBE_TIMEOUT_MS);
   const name = `bench-${runId}`;
+  const leaseName = `countershard-bench-${runId}`;
   const processes: RunningProcess[] = [];
   const pools = createMysqlPools({
     primaryUrl: writerEnv['MYSQL_PRIMARY_URL'] ?? '',
@@ -146,7 +148,7 @@ export async function runRebalance(): Promise<void> {
           KUBECONFIG: `${repoRoot}.stack/kube/operator.kubeconfig`,
           WATCH_NAMESPACE: NAMESPACE,
           POD_NAME: `bench-operator-${runId}`,
-          LEADER_ELECTION_NAME: `countershard-bench-${runId}`,
+          LEADER_ELECTION_NAME: leaseName,
           METRICS_PORT: String(operatorPort),
           MIGRATION_GRACE_MS: '2000',
           ACK_POLL_MS: '200',
@@ -269,6 +271,10 @@ export async function runRebalance(): Promise<void> {
     await custom.deleteNamespacedCustomObject({ ...CS, namespace: NAMESPACE, name }).catch(() => undefined);
     await core
       .deleteNamespacedConfigMap({ namespace: NAMESPACE, name: `${name}-slotmap` })
+      .catch(() => undefined);
+    // The operator's lease of this run (in the operator's namespace); a run of its own next time.
+    await makeKubeApi(kc, CoordinationV1Api, KUBE_TIMEOUT_MS)
+      .deleteNamespacedLease({ namespace: 'hyperscale-system', name: leaseName })
       .catch(() => undefined);
     await pools.close();
   }
