@@ -157,6 +157,11 @@ describe('CounterShard operator: rebalancing live counter traffic', () => {
       [...retired, operator, ...standbys].map((o) => o?.output.join('') ?? '').join('\n'),
     ).catch(() => undefined);
     if (k !== undefined && csName !== undefined) await deleteCounterShard(k, namespace, csName);
+    // The run's lease, released but not deleted by the operators (one per run otherwise).
+    if (k !== undefined && leaseName !== undefined)
+      await k.leases
+        .deleteNamespacedLease({ namespace: 'hyperscale-system', name: leaseName })
+        .catch(() => undefined);
     if (acksKey !== '') await Promise.all(ctx.shards.map((s) => s.redis.del(acksKey)));
     await ctx?.close();
   }, 120_000);
