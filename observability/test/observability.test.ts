@@ -145,6 +145,8 @@ describe('Grafana dashboard', () => {
 describe('metrics the rules and the dashboard read', () => {
   const children: ChildProcess[] = [];
   const exported = new Map<string, string>();
+  /** Metrics with at least one sample right after start (no traffic yet). */
+  const sampled = new Set<string>();
   const runId = `obs${Date.now().toString(36)}`;
   const leaseName = `${runId}-operator`;
   let topicsCreated = false;
@@ -210,6 +212,7 @@ describe('metrics the rules and the dashboard read', () => {
       const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       for (const [, name, type] of body.matchAll(/^# TYPE (\S+) (\S+)$/gm))
         exported.set(name as string, type as string);
+      for (const [, name] of body.matchAll(/^([a-z_:][a-z0-9_:]*)[{ ]/gm)) sampled.add(name as string);
     }
   }, 120_000);
 
@@ -280,6 +283,15 @@ describe('metrics the rules and the dashboard read', () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it('have a sample from the start where an alert fires on their absence', () => {
+    const absences = rules.groups.flatMap((group) =>
+      group.rules.flatMap((rule) => [...rule.expr.matchAll(/absent\((hyperscale_[a-z0-9_]+)\)/g)]),
+    );
+    expect(absences.length).toBeGreaterThan(0);
+    // Otherwise the alert would fire on every idle deployment.
+    expect(absences.map((match) => match[1]).filter((name) => !sampled.has(name as string))).toEqual([]);
   });
 
   it('are found in expressions the way the check above reads them', () => {
