@@ -170,8 +170,8 @@ interface Pending {
 
 const NO_STATS: ApplyStats = { collapsed: 0, unchanged: 0, rowsChanged: 0 };
 
-function partitionKey(batch: PartitionBatch): string {
-  return `${batch.topic}\u0000${batch.partition}`;
+function partitionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
 }
 
 /** Topic, then partition: the order in which a shared transaction locks offset rows. */
@@ -188,10 +188,11 @@ function byPartition(a: Pending, b: Pending): number {
  * of one fetch over at the same time. Batches handed over in one event-loop turn therefore go into
  * ONE transaction (at most `maxBatchesPerTransaction` batches and `maxEventsPerTransaction`
  * events): every offset row locked by one statement in (topic, partition) order, moved by one
- * statement, one `apply` per topic for handlers that `mergePartitions`, one COMMIT. The protocol per partition is unchanged, so is exactly-once. When a
- * shared transaction fails for any reason (deadlock, a poison event, a race on a first offset, an
- * unanswered COMMIT), each of its batches is re-run in a transaction of its own, with the retries,
- * pauses and poison isolation a batch always had.
+ * statement, one `apply` per topic for handlers that `mergePartitions`, one COMMIT. The protocol
+ * per partition is unchanged, and so is exactly-once. When a shared transaction fails for any
+ * reason (deadlock, a poison event, a race on a first offset, an unanswered COMMIT), each of its
+ * batches is re-run in a transaction of its own, with the retries, pauses and poison isolation a
+ * batch always had.
  */
 class PartitionApplier {
   private queue: Pending[] = [];
@@ -248,7 +249,7 @@ class PartitionApplier {
       const later: Pending[] = [];
       let events = 0;
       for (const pending of this.queue) {
-        const key = partitionKey(pending.batch);
+        const key = partitionKey(pending.batch.topic, pending.batch.partition);
         const fits =
           group.length === 0 ||
           (group.length < this.limits.batches && events + pending.events.length <= this.limits.events);
@@ -325,14 +326,14 @@ class PartitionApplier {
       SELECT_OFFSETS_FOR_UPDATE,
       [JSON.stringify(sorted.map(({ batch }) => [batch.topic, batch.partition])), this.groupId],
     );
-    const stored = new Map(rows.map((r) => [`${r.topic}\u0000${Number(r.p)}`, String(r.next_offset)]));
+    const stored = new Map(rows.map((r) => [partitionKey(r.topic, Number(r.p)), String(r.next_offset)]));
     const outcomes = new Map<Pending, BatchOutcome>();
     const updates: [string, number, string][] = [];
     const inserts: [string, number, string][] = [];
     const fresh = new Map<TopicHandler<unknown>, { pending: Pending; events: OffsetEvent<unknown>[] }[]>();
     for (const pending of sorted) {
       const { batch } = pending;
-      const offset = stored.get(partitionKey(batch));
+      const offset = stored.get(partitionKey(batch.topic, batch.partition));
       const split = splitByStoredOffset(pending.events, offset ?? null);
       outcomes.set(pending, { fresh: split.fresh.length, duplicates: split.duplicates, stats: null });
       if (split.fresh.length === 0) continue;
