@@ -2,7 +2,7 @@
  * Reading the services' Prometheus metrics from the bench: one scrape (bounded), sums of a
  * metric's samples, and the writer's work over a load window — how many transactions it committed
  * and how many events they applied. Events per transaction is what the writer's (and MariaDB's)
- * CPU per request follows: each transaction costs six round trips whatever its size.
+ * CPU per request follows: each transaction costs six or seven round trips whatever its size.
  */
 
 /** The text of `/metrics` on a local port (2 s timeout). */
