@@ -191,6 +191,11 @@ describe('Sentinel failover of shard-1', () => {
         t0,
         20_000,
       );
+      // The client switched on the first Sentinel's announcement; asked right then, another Sentinel
+      // may not have the new configuration yet (seen once in CI), so ask until they name the new one.
+      await waitUntil('Sentinel names a new master', 5_000, async () => {
+        return (await currentRedisMaster(SHARD)).port !== before.port;
+      });
       const after = await currentRedisMaster(SHARD);
       console.log(
         `[failover] kill -9 ${killed}: writes succeed again after ${elapsedMs.toFixed(0)} ms ` +
