@@ -24,6 +24,7 @@ export default defineConfig({
             'services/*/test/**/*.test.ts',
             'operators/*/test/**/*.test.ts',
             'observability/test/**/*.test.ts',
+            'charts/test/**/*.test.ts',
           ],
           environment: 'node',
           fileParallelism: false,
