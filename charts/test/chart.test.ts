@@ -82,7 +82,11 @@ function requireTool(path: string): void {
 async function helmRun(args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   requireTool(helm);
   try {
-    const { stdout, stderr } = await run(helm, args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout, stderr } = await run(helm, args, {
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+    });
     return { ok: true, stdout, stderr };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
@@ -157,6 +161,34 @@ function resolveEnv(objects: K8sObject[], container: Container, podName: string)
 }
 
 const name = (component: string) => `${release}-hyperscale-${component}`;
+
+/** The third-party CRDs of charts/test/crds (for real: they are schemas, not workloads) and the namespace. */
+async function installCrdsAndNamespace(): Promise<void> {
+  const crdDir = join(repoRoot, 'charts/test/crds');
+  const crds = readdirSync(crdDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .flatMap((dir) =>
+      readdirSync(join(crdDir, dir.name)).map((file) => readFileSync(join(crdDir, dir.name, file), 'utf8')),
+    );
+  const installed = await kubectlApply(crds.join('\n---\n'), ['--force-conflicts']);
+  expect(installed.ok, installed.out).toBe(true);
+  const ns = await kubectlApply(`apiVersion: v1\nkind: Namespace\nmetadata: { name: ${namespace} }\n`, []);
+  expect(ns.ok, ns.out).toBe(true);
+}
+
+async function kubectlRun(args: string[]): Promise<{ ok: boolean; out: string }> {
+  requireTool(kubectl);
+  try {
+    const { stdout, stderr } = await run(kubectl, args, {
+      timeout: 30_000,
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+    });
+    return { ok: true, out: stdout + stderr };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return { ok: false, out: (e.stdout ?? '') + (e.stderr ?? String(err)) };
+  }
+}
 
 /** Each service: its Deployment, what it reads from the environment, and its loader. */
 const services = [
@@ -236,15 +268,7 @@ describe('charts/hyperscale', () => {
   });
 
   it('is accepted by the kube-apiserver: server-side dry run, strict field validation', async () => {
-    const crdDir = join(repoRoot, 'charts/test/crds');
-    const crds = readdirSync(crdDir).flatMap((dir) =>
-      readdirSync(join(crdDir, dir)).map((file) => readFileSync(join(crdDir, dir, file), 'utf8')),
-    );
-    const installed = await kubectlApply(crds.join('\n---\n'), ['--force-conflicts']);
-    expect(installed.ok, installed.out).toBe(true);
-    const ns = await kubectlApply(`apiVersion: v1\nkind: Namespace\nmetadata: { name: ${namespace} }\n`, []);
-    expect(ns.ok, ns.out).toBe(true);
-
+    await installCrdsAndNamespace();
     const manifest = await renderText();
     // A just-created CRD may need a moment before its kind is served.
     let result = await kubectlApply(manifest, ['--dry-run=server', '--validate=strict']);
@@ -266,6 +290,114 @@ describe('charts/hyperscale', () => {
     const refused = await kubectlApply(broken, ['--dry-run=server', '--validate=strict']);
     expect(refused.ok).toBe(false);
     expect(refused.out).toContain('terminationGracePeriodSecond');
+  });
+
+  it('installs and upgrades for real, keeping generated secrets, with the RBAC the operator is tested under and no more', async () => {
+    // No kubelet runs here, so the migration hook Job would never finish: hooks off.
+    await installCrdsAndNamespace();
+    await helmRun(['uninstall', release, '-n', namespace, '--no-hooks', '--ignore-not-found']);
+    const install = await helmRun([
+      'install',
+      release,
+      chartDir,
+      '-n',
+      namespace,
+      '-f',
+      testValues,
+      '--no-hooks',
+    ]);
+    expect(install.ok, install.stderr).toBe(true);
+    try {
+      const generated = async () => {
+        const got = await kubectlRun([
+          'get',
+          'secret',
+          name('secrets'),
+          '-n',
+          namespace,
+          '-o',
+          'jsonpath={.data.JWT_HS256_SECRET} {.data.ADMIN_TOKEN}',
+        ]);
+        expect(got.ok, got.out).toBe(true);
+        return got.out;
+      };
+      const before = await generated();
+      expect(before).toMatch(/^[A-Za-z0-9+/=]{40,} [A-Za-z0-9+/=]{20,}$/);
+      const upgrade = await helmRun([
+        'upgrade',
+        release,
+        chartDir,
+        '-n',
+        namespace,
+        '-f',
+        testValues,
+        '--no-hooks',
+        '--set',
+        'writer.replicas=3',
+      ]);
+      expect(upgrade.ok, upgrade.stderr).toBe(true);
+      expect(await generated()).toBe(before);
+
+      const canI = async (account: string, verb: string, resource: string, ns = namespace) => {
+        const [plain, subresource] = resource.split('/');
+        const args = [
+          'auth',
+          'can-i',
+          verb,
+          plain ?? resource,
+          '-n',
+          ns,
+          `--as=system:serviceaccount:${namespace}:${account}`,
+        ];
+        if (subresource !== undefined) args.push(`--subresource=${subresource}`);
+        return (await kubectlRun(args)).out.trim().split('\n')[0];
+      };
+      // Everything k8s/operator/rbac.yaml grants (the operator's integration tests run under it).
+      const operatorSa = name('countershard-operator');
+      const rbac = parseAllDocuments(readFileSync(join(repoRoot, 'k8s/operator/rbac.yaml'), 'utf8')).map(
+        (doc) =>
+          doc.toJS() as {
+            kind: string;
+            rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+          },
+      );
+      const grants = rbac.flatMap((o) => o.rules ?? []);
+      expect(grants.length).toBeGreaterThan(4);
+      for (const rule of grants)
+        for (const group of rule.apiGroups)
+          for (const resource of rule.resources)
+            for (const verb of rule.verbs) {
+              const [plain, sub] = resource.split('/');
+              const qualified = `${group === '' ? plain : `${plain}.${group}`}${sub === undefined ? '' : `/${sub}`}`;
+              expect(await canI(operatorSa, verb, qualified), `${verb} ${qualified}`).toBe('yes');
+            }
+      // ... and nothing more: no Secrets, no deletes, no other namespace.
+      expect(await canI(operatorSa, 'get', 'secrets')).toBe('no');
+      expect(await canI(operatorSa, 'delete', 'configmaps')).toBe('no');
+      expect(await canI(operatorSa, 'list', 'countershards.hyperscale.dev', 'default')).toBe('no');
+      // A counter pod reads its slot map and nothing else.
+      const counterSa = name('counter');
+      expect(await canI(counterSa, 'get', 'configmaps')).toBe('no');
+      expect(await canI(counterSa, 'list', 'configmaps')).toBe('no');
+      expect(await canI(counterSa, 'get', 'secrets')).toBe('no');
+      const named = async (configMap: string) =>
+        (
+          await kubectlRun([
+            'auth',
+            'can-i',
+            'get',
+            `configmap/${configMap}`,
+            '-n',
+            namespace,
+            `--as=system:serviceaccount:${namespace}:${counterSa}`,
+          ])
+        ).out.trim();
+      expect(await named('counters-slotmap')).toBe('yes');
+      expect(await named('another-config')).toBe('no');
+    } finally {
+      const removed = await helmRun(['uninstall', release, '-n', namespace, '--no-hooks']);
+      expect(removed.ok, removed.stderr).toBe(true);
+    }
   });
 
   describe.each(services)('$component container environment', ({ component, known, load }) => {
