@@ -102,6 +102,8 @@ export const processEnv = {
   /** Upper bound for the whole graceful shutdown; past it the process exits with code 1. */
   SHUTDOWN_TIMEOUT_MS: millis.default(15_000),
   OTEL_EXPORTER_OTLP_ENDPOINT: urlWith(['http:', 'https:']).optional(),
+  /** Share of requests traced, 0–1 (read by the telemetry preload; validated here too). */
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
 };
 
 /** Variables of processes that serve HTTP. */
