@@ -15,7 +15,7 @@ $(NPM_STAMP): package.json package-lock.json $(wildcard services/*/package.json 
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: ## Install what is missing: Debian packages, Kafka jars, etcd + kube-apiserver, kubectl + helm, promtool, node_modules
+deps: ## Install what is missing: Debian packages, Kafka jars, etcd + kube-apiserver, kubectl + helm, promtool, jaeger, node_modules
 	@bash hack/install-deps.sh
 	@$(MAKE) --no-print-directory $(NPM_STAMP)
 

@@ -12,6 +12,8 @@
 #     install), unpacked into the cache and linked as .stack/bin/kubectl and .stack/bin/helm.
 #   - promtool (PROMTOOL_VERSION), built from the Go module proxy with `go install` into the cache
 #     and linked as .stack/bin/promtool.
+#   - jaeger (JAEGER_VERSION), built from the Go module proxy with the versions pinned in
+#     hack/jaeger/go.mod into the cache.
 #
 # Usage: hack/install-deps.sh [--check]     (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -160,6 +162,22 @@ build_promtool() {
   ln -sfn "${PROMTOOL_DIR}/promtool" "${HS_BIN_DIR}/promtool"
 }
 
+jaeger_present() { [[ -x "${JAEGER_DIR}/jaeger" ]]; }
+
+# From the module versions of hack/jaeger/go.mod and go.sum (go build checks them), not @latest.
+build_jaeger() {
+  local module="${HS_HACK_DIR}/jaeger"
+  command -v go >/dev/null || die "the Go toolchain is needed to build jaeger ${JAEGER_VERSION}"
+  grep -q "github.com/jaegertracing/jaeger ${JAEGER_VERSION}" "${module}/go.mod" ||
+    die "hack/jaeger/go.mod does not pin github.com/jaegertracing/jaeger ${JAEGER_VERSION} (JAEGER_VERSION in hack/lib/common.sh)"
+  log "building jaeger ${JAEGER_VERSION} (hack/jaeger/go.mod) into ${JAEGER_DIR}; about 4 min with empty Go caches"
+  mkdir -p "${JAEGER_DIR}"
+  (cd "${module}" && GOTOOLCHAIN=local CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w" -o "${JAEGER_DIR}/jaeger.partial" github.com/jaegertracing/jaeger/cmd/jaeger) ||
+    die "go build of jaeger ${JAEGER_VERSION} failed"
+  mv -f "${JAEGER_DIR}/jaeger.partial" "${JAEGER_DIR}/jaeger"
+}
+
 main() {
   local check=0 pkgs
   [[ "${1:-}" == --check ]] && check=1
@@ -186,6 +204,10 @@ main() {
       log "missing promtool ${PROMTOOL_VERSION} in ${PROMTOOL_DIR} or its link in ${HS_BIN_DIR}"
       ok=1
     fi
+    if ! jaeger_present; then
+      log "missing jaeger ${JAEGER_VERSION} in ${JAEGER_DIR}"
+      ok=1
+    fi
     return "${ok}"
   fi
   if ((${#pkgs[@]})); then install_packages "${pkgs[@]}"; fi
@@ -193,6 +215,7 @@ main() {
   kube_binaries_present || "${HS_HACK_DIR}/kube/build.sh" >/dev/null
   kube_tools_present || fetch_kube_tools
   promtool_present || build_promtool
+  jaeger_present || build_jaeger
 }
 
 main "$@"

@@ -61,6 +61,8 @@ up() {
       # shellcheck disable=SC1091
       source "$dir/local.env"
       [[ -f .stack/dev.env ]] && source .stack/dev.env
+      # Traces go to the stack's Jaeger (query API http://127.0.0.1:16686) unless set otherwise.
+      OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4318}"
       set +a
       cd "$dir"
       nohup setsid node --enable-source-maps --import @hyperscale/platform/telemetry dist/main.js \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack of REAL servers on 127.0.0.1 (DESIGN §5): Redis shard groups with Sentinels,
 # MariaDB primary + replica (GTID), a single-node KRaft Kafka broker, etcd + kube-apiserver (the
-# CRDs of k8s/crds applied; kubeconfig in .stack/kube/kubeconfig). State in <repo>/.stack.
+# CRDs of k8s/crds applied; kubeconfig in .stack/kube/kubeconfig), Jaeger for traces (OTLP in on
+# 4317/4318, query API on 16686). State in <repo>/.stack.
 #
 #   hack/stack.sh up                  start whatever is not running, wait until all is ready
 #   hack/stack.sh down                stop every server this script started
@@ -19,7 +20,7 @@
 #   hack/stack.sh logs-dump           the last HS_LOG_LINES (40) lines of every server's log (for CI failures)
 #
 # Names: redis-6379 redis-6380 ... (HS_REDIS_SHARDS groups), sentinel-26379 sentinel-26380
-# sentinel-26381, mariadb-primary, mariadb-replica, kafka, etcd, kube-apiserver.
+# sentinel-26381, mariadb-primary, mariadb-replica, kafka, etcd, kube-apiserver, jaeger.
 # Environment: HS_REDIS_SHARDS (3), HS_KAFKA_PARTITIONS (6), HS_READY_TIMEOUT (90 s),
 # HS_STOP_TIMEOUT (40 s), HYPERSCALE_CACHE (~/.cache/hyperscale).
 set -euo pipefail
@@ -35,6 +36,8 @@ source "${HACK_LIB}/mariadb.sh"
 source "${HACK_LIB}/kafka.sh"
 # shellcheck source=hack/lib/kube.sh
 source "${HACK_LIB}/kube.sh"
+# shellcheck source=hack/lib/jaeger.sh
+source "${HACK_LIB}/jaeger.sh"
 
 export PATH="${PATH}:/usr/sbin:/sbin"
 
@@ -175,7 +178,7 @@ post_start() {
     sentinel) sentinels_ensure_monitors ;;
     kafka) kafka_ensure_topics "${deadline}" ;;
     kubeapi) kube_post_start "${deadline}" ;;
-    redis | etcd) : ;;
+    redis | etcd | jaeger) : ;;
   esac
 }
 

@@ -6,7 +6,8 @@
  * Checks (all in parallel, a few seconds at most): Redis answers PING; every Sentinel answers and
  * knows the master of every shard group; MariaDB primary and replica send their handshake; the
  * Kafka broker and its controller accept connections; etcd reports itself healthy; kube-apiserver
- * answers /readyz with "ok" (TLS verified with the stack's CA, admin token).
+ * answers /readyz with "ok" (TLS verified with the stack's CA, admin token); Jaeger's query API
+ * answers.
  */
 import { Socket } from 'node:net';
 
@@ -97,6 +98,15 @@ async function etcdHealthy(port: number): Promise<void> {
   }
 }
 
+async function jaegerAnswers(port: number): Promise<void> {
+  const answer = await talk(port, 'GET /api/services HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n', (r) =>
+    r.includes('}'),
+  );
+  if (!answer.includes('"data"')) {
+    throw new Error(`/api/services answered ${JSON.stringify(answer.split('\r\n\r\n')[1] ?? answer)}`);
+  }
+}
+
 function checks(): Check[] {
   const list: Check[] = [];
   for (const shard of stack.redis.shards) {
@@ -117,6 +127,7 @@ function checks(): Check[] {
     port: kubeApiServer.port,
     probe: () => kubeApiReadyz(loadKubeConfig(), TIMEOUT_MS),
   });
+  list.push({ name: 'jaeger', port: 16686, probe: () => jaegerAnswers(16686) });
   return list;
 }
 

