@@ -231,6 +231,7 @@ describe('charts/hyperscale', () => {
         '/counter/autoscaling/targetCPUUtilizationPercentage',
       ],
       ['writer.terminationGracePeriodSeconds=5', '/writer/terminationGracePeriodSeconds'],
+      ['telemetry.samplingRatio=1.5', '/telemetry/samplingRatio'],
       ['counetr.enabled=false', "additional properties 'counetr' not allowed"],
       ['like.env.bad-name=1', "'bad-name' does not match pattern"],
     ];

@@ -8,7 +8,7 @@
  *   their /metrics scraped, so a renamed or removed metric fails here instead of leaving an alert
  *   that can never fire or an empty panel.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,15 +19,14 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
-import { readEnvFile } from '../../bench/src/processes.js';
 import {
   loadKubeConfig,
   makeKubeApi,
   operatorIdentity,
   operatorKubeconfigPath,
 } from '../../hack/testing/kube.js';
-import { freePort } from '../../hack/testing/ports.js';
 import { stack } from '../../hack/testing/stack-control.js';
+import { startService as start, stopProcess } from './service-processes.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -217,7 +216,7 @@ describe('metrics the rules and the dashboard read', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(children.map(stop));
+    await Promise.all(children.map(stopProcess));
     await makeKubeApi(loadKubeConfig(), CoordinationV1Api)
       .deleteNamespacedLease({ name: leaseName, namespace: operatorIdentity.namespace })
       .catch(() => undefined); // not created if the operator never started
@@ -229,38 +228,10 @@ describe('metrics the rules and the dashboard read', () => {
       .finally(() => admin.disconnect());
   }, 40_000);
 
-  /** Starts `dir`/dist/main.js with its local.env, `env` and free ports; resolves once /metrics answers. */
   async function startService(name: string, dir: string, env: Record<string, string>) {
-    const metricsPort = await freePort();
-    const child = spawn(process.execPath, [join(repoRoot, dir, 'dist/main.js')], {
-      cwd: join(repoRoot, dir),
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        HOME: process.env['HOME'] ?? '/tmp',
-        ...readEnvFile(join(repoRoot, dir, 'local.env')),
-        ...env,
-        HTTP_PORT: String(await freePort()),
-        METRICS_PORT: String(metricsPort),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    const output: string[] = [];
-    child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null)
-        throw new Error(`${name} exited with ${child.exitCode}:\n${output.join('').slice(-3_000)}`);
-      const up = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
-        signal: AbortSignal.timeout(1_000),
-      })
-        .then((response) => response.ok)
-        .catch(() => false);
-      if (up) return { name, metricsPort };
-      await new Promise((done) => setTimeout(done, 200));
-    }
-    throw new Error(`${name} did not serve /metrics within 60 s:\n${output.join('').slice(-3_000)}`);
+    const started = await start(name, dir, env);
+    children.push(started.child);
+    return started;
   }
 
   it('are each exported by a service (histogram series by a histogram)', () => {
@@ -302,12 +273,3 @@ describe('metrics the rules and the dashboard read', () => {
     ).toEqual(['hyperscale_writer_commits_total']);
   });
 });
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((done) => child.once('exit', done));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}

@@ -87,6 +87,8 @@ so a process finishes (or gives up) on its own before the kubelet's SIGKILL.
 {{- with $root.Values.telemetry.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $root.Values.telemetry.samplingRatio | toString | quote }}
 {{- end }}
 {{- end -}}
 
