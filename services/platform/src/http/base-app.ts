@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -48,8 +49,19 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
   // Responses finishing after close() began carry `Connection: close`, so keep-alive sockets of
   // in-flight requests end with their response and close() does not wait for idle clients.
   let closing = false;
-  app.addHook('preClose', async () => {
+  // A connection that never sent a request (a load balancer's pre-opened one, a TCP health check)
+  // is not idle to Node: close() waited for it until the shutdown timed out (exit 1, later steps
+  // such as the producer's flush skipped). At close, every socket without a response in progress
+  // is destroyed; the others end with their response. Tracked per connection, not per request.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.addHook('preClose', (done) => {
     closing = true;
+    for (const socket of sockets) if (!responding(socket)) socket.destroy();
+    done();
   });
   const headers = API_SECURITY_HEADERS;
   // Per-request hooks take Fastify's callback form: nothing here awaits, and an async hook costs a
@@ -69,4 +81,12 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
     mapError: (error) => serviceMapper?.(error) ?? mapDependencyError(error),
   });
   return app;
+}
+
+/**
+ * Whether Node is writing a response on `socket`: its `ServerResponse` sits in `_httpMessage` from
+ * the moment a request's headers are parsed until the response is finished (node:_http_server).
+ */
+function responding(socket: Socket): boolean {
+  return (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
 }

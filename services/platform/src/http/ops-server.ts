@@ -17,6 +17,10 @@ export function buildOpsServer(deps: {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'ops' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Closing cuts every connection: a scrape in progress is worth nothing once the process goes,
+    // and a connection held open without a request (a TCP probe, a stalled scraper) held the
+    // shutdown until its timeout.
+    forceCloseConnections: true,
   });
   app.get('/metrics', async (_request, reply) => {
     const body = await deps.registry.metrics();

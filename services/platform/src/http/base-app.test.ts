@@ -1,0 +1,42 @@
+import { connect, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { createBaseApp } from './base-app.js';
+
+function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+describe('createBaseApp close()', () => {
+  it('does not wait for connections that never sent a request, and lets a request in flight finish', async () => {
+    const app = await createBaseApp({ logger: pino({ level: 'silent' }), registry: new Registry() });
+    app.get('/slow', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { done: true };
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+
+    // A pre-opened connection (as load balancers keep) that never sends anything.
+    const silent = await openSocket(port);
+    const silentClosed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+    silent.on('error', () => undefined);
+    // A request in flight when close() begins.
+    const inFlight = fetch(`http://127.0.0.1:${port}/slow`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const started = Date.now();
+    await app.close();
+    const took = Date.now() - started;
+    expect(took).toBeLessThan(2_000);
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ done: true });
+    expect(response.headers.get('connection')).toBe('close');
+    await silentClosed;
+  });
+});
