@@ -53,8 +53,9 @@ export async function startService(
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
       throw new Error(`${name} exited with ${child.exitCode}:\n${output().slice(-3_000)}`);
+    // The body is read: an unread one would keep the response (and the connection) open.
     const up = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(1_000) })
-      .then((response) => response.ok)
+      .then(async (response) => (await response.arrayBuffer(), response.ok))
       .catch(() => false);
     if (up) return { name, child, httpPort, metricsPort, output };
     await new Promise((done) => setTimeout(done, 200));

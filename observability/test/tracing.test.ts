@@ -6,7 +6,8 @@
  * - a counter increment is ONE trace: the HTTP server span, the Redis scripts (command and key,
  *   never values or script bodies), the Kafka send; the writer's processing of that event follows
  *   from it (trace context in the Kafka headers) and holds its MySQL transaction;
- * - no trace starts with a call the process makes on its own (replica-lag queries, migrations).
+ * - no trace starts with a call the process makes on its own (replica-lag queries, migrations);
+ * - a request served while the process shuts down is exported before it exits.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -177,6 +178,8 @@ describe('traces of the services, through the collector, in Jaeger', () => {
       {
         ...common,
         SERVICE_NAME: names.counter,
+        // Serves on while readiness fails (the last test sends a request then).
+        SHUTDOWN_DELAY_MS: '1500',
         COUNTER_TOPIC: topics.counters,
         UNIQUES_TOPIC: topics.uniques,
         SLOTMAP_CONFIGMAP: '', // an even split over REDIS_MASTER_NAMES
@@ -293,5 +296,31 @@ describe('traces of the services, through the collector, in Jaeger', () => {
         unexpected.map((span) => `${span.operationName} ${String(tag(span, 'db.query.text') ?? '')}`),
       ).toEqual([]);
     }
+  });
+
+  it('export the spans of a request served during the graceful shutdown before the process exits', async () => {
+    const exited = new Promise<number | null>((resolve) => counter.child.once('exit', resolve));
+    counter.child.kill('SIGTERM');
+    // Readiness fails now; the server keeps answering for SHUTDOWN_DELAY_MS, then drains.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const token = devTokenSigner(secret)('tracer', ['counters:write']);
+    const late = `${runId}-late`;
+    const response = await fetch(`http://127.0.0.1:${counter.httpPort}/v1/counters/${late}/increment`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(response.status, await response.text()).toBe(200);
+    expect(await exited, counter.output().slice(-4_000)).toBe(0);
+    // Exported by the process itself on its way out: nothing of it runs any more.
+    const found = await eventually(
+      'the late request in Jaeger',
+      async () =>
+        (await traces(names.counter, 'POST /v1/counters/:name/increment')).filter((t) =>
+          t.spans.some((span) => span.tags.some((entry) => String(entry.value).includes(late))),
+        ),
+      (matching) => matching.length === 1,
+    );
+    const operations = found[0]?.spans.map((span) => span.operationName) ?? [];
+    expect(operations).toContain(`send ${topics.counters}`);
   });
 });

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Health } from './health.js';
 import { GracefulShutdown } from './shutdown.js';
+import { onFinalFlush } from './telemetry-flush.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -60,5 +61,44 @@ describe('GracefulShutdown', () => {
     );
     await Promise.all([shutdown.run('a'), shutdown.run('b')]);
     expect(runs).toBe(1);
+  });
+});
+
+describe('GracefulShutdown and the telemetry flush', () => {
+  it('flushes telemetry after the last step, and a failed flush does not fail the shutdown', async () => {
+    const events: string[] = [];
+    const removeOk = onFinalFlush(async () => {
+      events.push('flush');
+    });
+    const removeFailing = onFinalFlush(async () => {
+      throw new Error('collector away');
+    });
+    try {
+      const shutdown = new GracefulShutdown({
+        logger,
+        health: new Health(),
+        delayMs: 0,
+        timeoutMs: 1_000,
+      }).add('http', async () => {
+        events.push('http drained');
+      });
+      expect(await shutdown.run('test')).toBe(0);
+      expect(events).toEqual(['http drained', 'flush']);
+    } finally {
+      removeOk();
+      removeFailing();
+    }
+  });
+
+  it('bounds the flush by what is left of the deadline', async () => {
+    const remove = onFinalFlush(() => new Promise(() => undefined));
+    try {
+      const shutdown = new GracefulShutdown({ logger, health: new Health(), delayMs: 0, timeoutMs: 200 });
+      const started = Date.now();
+      expect(await shutdown.run('test')).toBe(0);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      remove();
+    }
   });
 });

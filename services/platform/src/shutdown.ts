@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Health } from './health.js';
 import { withTimeout } from './health.js';
+import { finalFlush } from './telemetry-flush.js';
 
 interface ShutdownStep {
   name: string;
@@ -21,7 +22,8 @@ export interface GracefulShutdownOptions {
 /**
  * Graceful shutdown of one process: readiness fails at once, then after `delayMs` the registered
  * steps run in registration order — typically `app.close()` (stops accepting, answers new requests
- * with 503, lets in-flight ones finish), then producers flush, then pools close. The whole sequence
+ * with 503, lets in-flight ones finish), then producers flush, then pools close, and last the
+ * telemetry preload's buffered spans (telemetry-flush.ts). The whole sequence
  * is bounded by `timeoutMs`; a step that fails or overruns is logged and the exit code becomes 1,
  * but the remaining steps still run within the remaining time.
  */
@@ -77,6 +79,14 @@ export class GracefulShutdown {
         logger.error({ step: step.name, err: error }, 'shutdown step failed');
         exitCode = 1;
       }
+    }
+    // Last: buffered spans, including those of the requests drained above (bounded like a step;
+    // traces that could not be sent do not make the shutdown a failure).
+    const remaining = deadline - Date.now();
+    if (remaining > 0) {
+      await withTimeout(finalFlush(), remaining, 'telemetry flush').catch((error: unknown) => {
+        logger.warn({ err: error }, 'telemetry not flushed before exit');
+      });
     }
     logger.info({ exitCode }, 'shutdown complete');
     return exitCode;

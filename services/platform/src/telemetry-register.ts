@@ -1,8 +1,10 @@
 /**
  * Entry point for `node --import @hyperscale/platform/telemetry`: starts tracing from the
- * environment (`OTEL_EXPORTER_OTLP_ENDPOINT`, `SERVICE_NAME`, `OTEL_TRACES_SAMPLER_ARG`) before the service's own modules load,
- * and flushes spans when the process exits. A no-op when the endpoint is unset.
+ * environment (`OTEL_EXPORTER_OTLP_ENDPOINT`, `SERVICE_NAME`, `OTEL_TRACES_SAMPLER_ARG`) before the
+ * service's own modules load, and flushes spans at the end of the graceful shutdown. A no-op when
+ * the endpoint is unset.
  */
+import { onFinalFlush } from './telemetry-flush.js';
 import { samplingRatio, startTelemetry } from './telemetry.js';
 
 const telemetry = startTelemetry({
@@ -12,9 +14,8 @@ const telemetry = startTelemetry({
 });
 
 if (telemetry.enabled) {
-  // The service's graceful shutdown ends with process.exit; flush spans on the way out.
+  // GracefulShutdown flushes at its end, after the last request drained; a process that ends on
+  // its own (no signal, empty event loop) flushes here.
+  onFinalFlush(() => telemetry.shutdown());
   process.once('beforeExit', () => void telemetry.shutdown());
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.prependListener(signal, () => void telemetry.shutdown());
-  }
 }
