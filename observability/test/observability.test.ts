@@ -18,15 +18,13 @@ import { promisify } from 'node:util';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
 import {
   loadKubeConfig,
   makeKubeApi,
   operatorIdentity,
   operatorKubeconfigPath,
 } from '../../hack/testing/kube.js';
-import { stack } from '../../hack/testing/stack-control.js';
-import { startService as start, stopProcess } from './service-processes.js';
+import { RunTopics, startService as start, stopProcess } from './service-processes.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -148,22 +146,10 @@ describe('metrics the rules and the dashboard read', () => {
   const sampled = new Set<string>();
   const runId = `obs${Date.now().toString(36)}`;
   const leaseName = `${runId}-operator`;
-  let topicsCreated = false;
-  // The writer and the services get topics of their own: nothing of another run is consumed.
-  const topics = { likes: `${runId}.likes`, counters: `${runId}.counters`, uniques: `${runId}.uniques` };
-  const kafka = createKafka({
-    clientId: runId,
-    brokers: [...stack.kafka.brokers],
-    logger: createLogger({ service: 'observability-test', level: 'silent' }),
-  });
+  const topics = new RunTopics(runId);
 
   beforeAll(async () => {
-    await ensureTopics(
-      kafka,
-      Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })),
-      30_000,
-    );
-    topicsCreated = true;
+    await topics.create();
     // What `.stack/dev.env` gives `make up` (the tests' stack has none): secrets of this run.
     const common = {
       JWT_HS256_SECRET: randomBytes(32).toString('base64url'),
@@ -220,12 +206,7 @@ describe('metrics the rules and the dashboard read', () => {
     await makeKubeApi(loadKubeConfig(), CoordinationV1Api)
       .deleteNamespacedLease({ name: leaseName, namespace: operatorIdentity.namespace })
       .catch(() => undefined); // not created if the operator never started
-    if (!topicsCreated) return;
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin
-      .deleteTopics({ topics: Object.values(topics), timeout: 10_000 })
-      .finally(() => admin.disconnect());
+    await topics.remove();
   }, 40_000);
 
   async function startService(name: string, dir: string, env: Record<string, string>) {

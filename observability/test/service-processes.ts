@@ -1,12 +1,15 @@
 /**
  * The project's processes started from their built entry points for a test: each with its
- * local.env, the test's overrides and free ports, resolved once its /metrics answers.
+ * local.env, the test's overrides and free ports, resolved once its /metrics answers; and the
+ * Kafka topics of one test run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
 import { readEnvFile } from '../../bench/src/processes.js';
 import { freePort } from '../../hack/testing/ports.js';
+import { stack } from '../../hack/testing/stack-control.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
@@ -72,4 +75,44 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The three event topics of one test run, so its writer consumes nothing of another run. */
+export class RunTopics {
+  readonly likes: string;
+  readonly counters: string;
+  readonly uniques: string;
+  private readonly kafka: ReturnType<typeof createKafka>;
+  private created = false;
+
+  constructor(runId: string) {
+    this.likes = `${runId}.likes`;
+    this.counters = `${runId}.counters`;
+    this.uniques = `${runId}.uniques`;
+    this.kafka = createKafka({
+      clientId: runId,
+      brokers: [...stack.kafka.brokers],
+      logger: createLogger({ service: `${runId}-topics`, level: 'silent' }),
+    });
+  }
+
+  private names(): string[] {
+    return [this.likes, this.counters, this.uniques];
+  }
+
+  async create(): Promise<void> {
+    await ensureTopics(
+      this.kafka,
+      this.names().map((topic) => ({ topic, numPartitions: 1 })),
+      30_000,
+    );
+    this.created = true;
+  }
+
+  async remove(): Promise<void> {
+    if (!this.created) return;
+    const admin = this.kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: this.names(), timeout: 10_000 }).finally(() => admin.disconnect());
+  }
 }

@@ -17,11 +17,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka, createLogger, ensureTopics } from '@hyperscale/platform';
 import { devTokenSigner } from '../../bench/src/dev-token.js';
 import { freePort } from '../../hack/testing/ports.js';
 import { stack } from '../../hack/testing/stack-control.js';
-import { startService, stopProcess, type StartedService } from './service-processes.js';
+import { RunTopics, startService, stopProcess, type StartedService } from './service-processes.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -117,27 +116,16 @@ describe('observability/otel/collector.yaml', () => {
 
 describe('traces of the services, through the collector, in Jaeger', () => {
   const runId = `trc${Date.now().toString(36)}`;
-  const topics = { likes: `${runId}.likes`, counters: `${runId}.counters`, uniques: `${runId}.uniques` };
+  const topics = new RunTopics(runId);
   const names = { counter: `${runId}-counter`, writer: `${runId}-writer` };
-  const kafka = createKafka({
-    clientId: runId,
-    brokers: [...stack.kafka.brokers],
-    logger: createLogger({ service: 'tracing-test', level: 'silent' }),
-  });
   const secret = randomBytes(32).toString('base64url');
   let collector: ChildProcess | undefined;
   let collectorLog = '';
   const services: StartedService[] = [];
-  let topicsCreated = false;
   let counter: StartedService;
 
   beforeAll(async () => {
-    await ensureTopics(
-      kafka,
-      Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })),
-      30_000,
-    );
-    topicsCreated = true;
+    await topics.create();
 
     const ports = { grpc: await freePort(), http: await freePort(), health: await freePort() };
     collector = spawn(jaegerBinary(), ['--config', collectorConfig], {
@@ -209,12 +197,7 @@ describe('traces of the services, through the collector, in Jaeger', () => {
   afterAll(async () => {
     await Promise.all(services.map((service) => stopProcess(service.child)));
     if (collector !== undefined) await stopProcess(collector);
-    if (!topicsCreated) return;
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin
-      .deleteTopics({ topics: Object.values(topics), timeout: 10_000 })
-      .finally(() => admin.disconnect());
+    await topics.remove();
   }, 60_000);
 
   it('follow an increment from the HTTP request through Redis and Kafka into the writer and MySQL', async () => {
