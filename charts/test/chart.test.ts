@@ -244,7 +244,7 @@ describe('charts/hyperscale', () => {
 
   it('renders every object a cluster needs', () => {
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`);
-    for (const component of ['like', 'counter', 'writer', 'countershard-operator']) {
+    for (const component of ['like', 'counter', 'writer', 'countershard-operator', 'otel-collector']) {
       expect(kinds).toContain(`Deployment/${name(component)}`);
       expect(kinds).toContain(`Service/${name(component)}`);
     }
@@ -518,6 +518,35 @@ describe('charts/hyperscale', () => {
     for (const monitor of byKind(objects, 'ServiceMonitor')) {
       const endpoints = (monitor.spec as { endpoints: { port: string; honorLabels: boolean }[] }).endpoints;
       expect(endpoints).toEqual([expect.objectContaining({ port: 'metrics', honorLabels: true })]);
+    }
+  });
+
+  it("runs the collector with observability/otel/collector.yaml and sends every service's traces to it", () => {
+    const file = readFileSync(join(repoRoot, 'observability/otel/collector.yaml'), 'utf8');
+    const config = byKind(objects, 'ConfigMap').find((c) => c.metadata.name === name('otel-collector'));
+    expect(config?.data?.['collector.yaml']).toBe(file.trimEnd());
+    // The ports the config listens on by default are the ones the pod and the Service expose.
+    const defaultPort = (variable: string) =>
+      Number(new RegExp(`\\$\\{env:${variable}:-[^:]+:(\\d+)\\}`).exec(file)?.[1]);
+    const collector = workload(objects, name('otel-collector')).spec.template.spec.containers[0] as Container;
+    const containerPort = (port: string) => collector.ports?.find((p) => p.name === port)?.containerPort;
+    expect(containerPort('otlp-http')).toBe(defaultPort('OTLP_HTTP_ENDPOINT'));
+    expect(containerPort('otlp-grpc')).toBe(defaultPort('OTLP_GRPC_ENDPOINT'));
+    expect(containerPort('health')).toBe(defaultPort('HEALTH_ENDPOINT'));
+    expect(collector.readinessProbe?.httpGet).toEqual({ path: '/status', port: 'health' });
+    const env = resolveEnv(objects, collector, 'collector');
+    expect(env['JAEGER_OTLP_ENDPOINT']).toBe('jaeger-collector.observability:4317');
+    const service = byKind(objects, 'Service').find(
+      (c) => c.metadata.name === name('otel-collector'),
+    ) as unknown as {
+      spec: { ports: { name: string; port: number }[] };
+    };
+    const httpPort = service.spec.ports.find((p) => p.name === 'otlp-http')?.port;
+    for (const component of ['like', 'counter', 'writer', 'countershard-operator']) {
+      const container = workload(objects, name(component)).spec.template.spec.containers[0] as Container;
+      expect(resolveEnv(objects, container, 'x')['OTEL_EXPORTER_OTLP_ENDPOINT'], component).toBe(
+        `http://${name('otel-collector')}:${httpPort}`,
+      );
     }
   });
 

@@ -41,6 +41,15 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 {{- default (include "hyperscale.name" (list . "secrets")) .Values.secrets.existingSecret -}}
 {{- end -}}
 
+{{/* Where the services send traces: telemetry.otlpEndpoint, else the release's collector, else nowhere. */}}
+{{- define "hyperscale.otlpEndpoint" -}}
+{{- if .Values.telemetry.otlpEndpoint -}}
+{{- .Values.telemetry.otlpEndpoint -}}
+{{- else if .Values.telemetry.collector.enabled -}}
+{{- printf "http://%s:4318" (include "hyperscale.name" (list . "otel-collector")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "hyperscale.kafkaBrokers" -}}
 {{- if .Values.kafka.brokers -}}
 {{- join "," .Values.kafka.brokers -}}
@@ -84,7 +93,7 @@ so a process finishes (or gives up) on its own before the kubelet's SIGKILL.
   value: {{ index . 2 | quote }}
 - name: SHUTDOWN_TIMEOUT_MS
   value: {{ mul (sub (index . 3).terminationGracePeriodSeconds 5) 1000 | quote }}
-{{- with $root.Values.telemetry.otlpEndpoint }}
+{{- with include "hyperscale.otlpEndpoint" $root }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
 - name: OTEL_TRACES_SAMPLER_ARG
