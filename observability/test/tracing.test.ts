@@ -6,7 +6,9 @@
  * - a counter increment is ONE trace: the HTTP server span, the Redis scripts (command and key,
  *   never values or script bodies), the Kafka send; the writer's processing of that event follows
  *   from it (trace context in the Kafka headers) and holds its MySQL transaction;
- * - no trace starts with a call the process makes on its own (replica-lag queries, migrations);
+ * - each reconcile of the CounterShard operator is one trace holding its Kubernetes calls;
+ * - no trace starts with a call the process makes on its own (replica-lag queries, migrations,
+ *   lease renewals);
  * - a request served while the process shuts down is exported before it exits.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +20,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devTokenSigner } from '../../bench/src/dev-token.js';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { makeKubeApi, operatorIdentity, operatorKubeconfigPath } from '../../hack/testing/kube.js';
+import {
+  counterShardBody,
+  createCounterShard,
+  deleteCounterShard,
+  kubeClients,
+} from '../../operators/countershard/test/helpers.js';
 import { freePort } from '../../hack/testing/ports.js';
 import { stack } from '../../hack/testing/stack-control.js';
 import { RunTopics, startService, stopProcess, type StartedService } from './service-processes.js';
@@ -69,6 +79,36 @@ interface JaegerTrace {
 const tag = (span: JaegerSpan, key: string) => span.tags.find((t) => t.key === key)?.value;
 const isRoot = (span: JaegerSpan) => !(span.references ?? []).some((r) => r.refType === 'CHILD_OF');
 
+/** The namespace, and the operator's namespaced role in it (as k8s/operator/rbac.yaml does for `default`). */
+async function grantOperator(k: Awaited<ReturnType<typeof kubeClients>>, namespace: string): Promise<void> {
+  const exists = (err: unknown) => (err as { code?: number }).code === 409;
+  await k.core.createNamespace({ body: { metadata: { name: namespace } } }).catch((err: unknown) => {
+    if (!exists(err)) throw err;
+  });
+  await makeKubeApi(k.kc, RbacAuthorizationV1Api)
+    .createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'countershard-operator' },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: 'hyperscale:countershard-operator:namespaced',
+        },
+        subjects: [
+          {
+            kind: 'ServiceAccount',
+            name: operatorIdentity.serviceAccount,
+            namespace: operatorIdentity.namespace,
+          },
+        ],
+      },
+    })
+    .catch((err: unknown) => {
+      if (!exists(err)) throw err;
+    });
+}
+
 async function traces(service: string, operation?: string): Promise<JaegerTrace[]> {
   const query = new URLSearchParams({ service, limit: '1000', lookback: '1h' });
   if (operation !== undefined) query.set('operation', operation);
@@ -117,7 +157,10 @@ describe('observability/otel/collector.yaml', () => {
 describe('traces of the services, through the collector, in Jaeger', () => {
   const runId = `trc${Date.now().toString(36)}`;
   const topics = new RunTopics(runId);
-  const names = { counter: `${runId}-counter`, writer: `${runId}-writer` };
+  const names = { counter: `${runId}-counter`, writer: `${runId}-writer`, operator: `${runId}-operator` };
+  // The operator watches a namespace of these tests only (granted as rbac.yaml grants `default`),
+  // so it never reconciles a CounterShard of another operator.
+  const counterShard = { namespace: 'hyperscale-tracing-test', name: runId };
   const secret = randomBytes(32).toString('base64url');
   let collector: ChildProcess | undefined;
   let collectorLog = '';
@@ -192,10 +235,44 @@ describe('traces of the services, through the collector, in Jaeger', () => {
         traced,
       ),
     );
+    const k = await kubeClients();
+    await grantOperator(k, counterShard.namespace);
+    await createCounterShard(
+      k,
+      counterShardBody(
+        counterShard.name,
+        counterShard.namespace,
+        stack.redis.shards
+          .slice(0, 2)
+          .map((shard) => ({ name: shard.name, masterName: shard.name, weight: 1 })),
+        20_000,
+      ),
+    );
+    services.push(
+      await startService(
+        'countershard-operator',
+        'operators/countershard',
+        {
+          ...common,
+          SERVICE_NAME: names.operator,
+          KUBECONFIG: operatorKubeconfigPath(),
+          WATCH_NAMESPACE: counterShard.namespace,
+          POD_NAME: names.operator,
+          LEADER_ELECTION_NAME: names.operator,
+          LEASE_RETRY_PERIOD_MS: '500',
+        },
+        traced,
+      ),
+    );
   }, 120_000);
 
   afterAll(async () => {
     await Promise.all(services.map((service) => stopProcess(service.child)));
+    const k = await kubeClients();
+    await deleteCounterShard(k, counterShard.namespace, counterShard.name).catch(() => undefined);
+    await k.leases
+      .deleteNamespacedLease({ namespace: 'hyperscale-system', name: names.operator })
+      .catch(() => undefined);
     if (collector !== undefined) await stopProcess(collector);
     await topics.remove();
   }, 60_000);
@@ -262,6 +339,28 @@ describe('traces of the services, through the collector, in Jaeger', () => {
     // Its MySQL transaction is in the same trace.
     const mysql = writerTrace?.spans.filter((span) => tag(span, 'db.system.name') === 'mysql') ?? [];
     expect(mysql.map((span) => span.operationName)).toEqual(expect.arrayContaining(['START', 'COMMIT']));
+  });
+
+  it("show each of the operator's reconciles as one trace with its Kubernetes calls inside", async () => {
+    const operation = `reconcile ${counterShard.namespace}/${counterShard.name}`;
+    const reconciles = await eventually(
+      'a reconcile trace of the operator',
+      () => traces(names.operator, operation),
+      (found) => found.length > 0,
+    );
+    const first = reconciles[0] as JaegerTrace;
+    const roots = first.spans.filter(isRoot);
+    expect(roots.map((span) => span.operationName)).toEqual([operation]);
+    expect(tag(roots[0] as JaegerSpan, 'otel.status_code')).not.toBe('ERROR');
+    // Reading the CounterShard and publishing the slot map are its children.
+    const kubeCalls = first.spans.filter((span) => tag(span, 'http.request.method') !== undefined);
+    expect(kubeCalls.length).toBeGreaterThan(0);
+    // Lease renewals (every 500 ms here) are not traces of their own.
+    const all = await traces(names.operator);
+    const otherRoots = all
+      .flatMap((t) => t.spans.filter(isRoot))
+      .filter((span) => span.operationName !== operation);
+    expect(otherRoots.map((span) => span.operationName)).toEqual([]);
   });
 
   it('start no trace with a call the process makes on its own', async () => {

@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { checkAcks, readAcks } from './acks.js';
@@ -33,6 +34,8 @@ import {
   type ConditionType,
 } from './status.js';
 import type { HandlerResult } from './work-queue.js';
+
+const tracer = trace.getTracer('@hyperscale/countershard-operator');
 
 export interface ReconcilerSettings {
   /**
@@ -114,7 +117,31 @@ export class Reconciler {
     this.now = deps.now ?? Date.now;
   }
 
+  /**
+   * One reconcile of `key` (namespace/name), as one span: the Kubernetes and Redis calls it makes
+   * are its children, so a trace shows what a step of a migration did and where its time went.
+   */
   async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
+    return tracer.startActiveSpan(`reconcile ${key}`, async (span) => {
+      try {
+        const result = await this.reconcileKey(key, signal);
+        if (result.requeueAfterMs !== undefined)
+          span.setAttribute('hyperscale.requeue_after_ms', result.requeueAfterMs);
+        return result;
+      } catch (err) {
+        span.recordException(err instanceof Error ? err : String(err));
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: err instanceof Error ? err.message : String(err),
+        });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async reconcileKey(key: string, signal: AbortSignal): Promise<HandlerResult> {
     const stop = this.deps.metrics.reconcileDuration.startTimer();
     const { namespace, name } = splitKey(key);
     const logger = this.deps.logger.child({ countershard: key });
