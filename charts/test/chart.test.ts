@@ -294,19 +294,12 @@ describe('charts/hyperscale', () => {
   });
 
   it('installs and upgrades for real, keeping generated secrets, with the RBAC the operator is tested under and no more', async () => {
-    // No kubelet runs here, so the migration hook Job would never finish: hooks off.
     await installCrdsAndNamespace();
     await helmRun(['uninstall', release, '-n', namespace, '--no-hooks', '--ignore-not-found']);
-    const install = await helmRun([
-      'install',
-      release,
-      chartDir,
-      '-n',
-      namespace,
-      '-f',
-      testValues,
-      '--no-hooks',
-    ]);
+    // The release as the test values make it; hooks off (no kubelet runs the migration Job here).
+    const helmRelease = (command: 'install' | 'upgrade', ...extra: string[]) =>
+      helmRun([command, release, chartDir, '-n', namespace, '-f', testValues, '--no-hooks', ...extra]);
+    const install = await helmRelease('install');
     expect(install.ok, install.stderr).toBe(true);
     try {
       const generated = async () => {
@@ -324,18 +317,7 @@ describe('charts/hyperscale', () => {
       };
       const before = await generated();
       expect(before).toMatch(/^[A-Za-z0-9+/=]{40,} [A-Za-z0-9+/=]{20,}$/);
-      const upgrade = await helmRun([
-        'upgrade',
-        release,
-        chartDir,
-        '-n',
-        namespace,
-        '-f',
-        testValues,
-        '--no-hooks',
-        '--set',
-        'writer.replicas=3',
-      ]);
+      const upgrade = await helmRelease('upgrade', '--set', 'writer.replicas=3');
       expect(upgrade.ok, upgrade.stderr).toBe(true);
       expect(await generated()).toBe(before);
 

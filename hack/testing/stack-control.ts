@@ -60,10 +60,8 @@ export const stack = {
     partitions: Number(process.env['HS_KAFKA_PARTITIONS'] ?? '6'),
   },
   jaeger: {
-    /** OTLP/HTTP: a process's OTEL_EXPORTER_OTLP_ENDPOINT. */
-    otlpHttp: `http://${host}:4318`,
-    /** OTLP/gRPC (what a collector forwards to). */
-    otlpGrpc: `http://${host}:4317`,
+    /** OTLP/gRPC `host:port` (what a collector forwards to); OTLP/HTTP is on 4318. */
+    otlpGrpc: `${host}:4317`,
     /** The query API (/api/services, /api/traces). */
     query: `http://${host}:16686`,
   },

@@ -177,7 +177,7 @@ describe('traces of the services, through the collector, in Jaeger', () => {
         OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.grpc}`,
         OTLP_HTTP_ENDPOINT: `127.0.0.1:${ports.http}`,
         HEALTH_ENDPOINT: `127.0.0.1:${ports.health}`,
-        JAEGER_OTLP_ENDPOINT: new URL(stack.jaeger.otlpGrpc).host,
+        JAEGER_OTLP_ENDPOINT: stack.jaeger.otlpGrpc,
         JAEGER_OTLP_INSECURE: 'true',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

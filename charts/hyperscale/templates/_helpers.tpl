@@ -37,6 +37,11 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* mysql.primaryUrl, which the chart's Secrets need when secrets.existingSecret is not given. */}}
+{{- define "hyperscale.mysqlPrimaryUrl" -}}
+{{- required "mysql.primaryUrl is required (mysql://user:password@host:3306/database), or name a Secret holding MYSQL_PRIMARY_URL in secrets.existingSecret" .Values.mysql.primaryUrl -}}
+{{- end -}}
+
 {{- define "hyperscale.secretName" -}}
 {{- default (include "hyperscale.name" (list . "secrets")) .Values.secrets.existingSecret -}}
 {{- end -}}
