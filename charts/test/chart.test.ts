@@ -10,11 +10,9 @@
  *   nothing else (docs, admin, metrics);
  * - the PrometheusRule and the dashboard ConfigMap carrying observability/ unchanged.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +25,18 @@ import {
   mysqlEnv,
   processEnv,
 } from '@hyperscale/platform';
-import { kubeconfigPath } from '../../hack/testing/kube.js';
+import {
+  byKind,
+  helmRun,
+  installThirdPartyCrds,
+  kubectlRun,
+  parseManifest,
+  resolveEnv as resolveEnvIn,
+  serverDryRun,
+  workload,
+  type Container,
+  type K8sObject,
+} from '../../hack/testing/kube-cli.js';
 import { buildApp as buildCounterApp, type CounterAppDeps } from '../../services/counter/src/app.js';
 import { counterEnv, loadCounterConfig } from '../../services/counter/src/config.js';
 import { appSettings as counterSettings } from '../../services/counter/src/settings.js';
@@ -37,62 +46,11 @@ import { appSettings as likeSettings } from '../../services/like/src/settings.js
 import { loadWriterConfig, writerEnv } from '../../services/writer/src/config.js';
 import { loadOperatorConfig, operatorEnv } from '../../operators/countershard/src/config.js';
 
-const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const chartDir = join(repoRoot, 'charts/hyperscale');
 const testValues = join(chartDir, 'ci/test-values.yaml');
-const binDir = join(repoRoot, '.stack/bin');
-const helm = join(binDir, 'helm');
-const kubectl = join(binDir, 'kubectl');
 const namespace = 'hyperscale-chart-test';
 const release = 'hs';
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: {
-    secretKeyRef?: { name: string; key: string; optional?: boolean };
-    fieldRef?: { fieldPath: string };
-  };
-}
-interface Container {
-  name: string;
-  image: string;
-  command?: string[];
-  env?: EnvVar[];
-  ports?: { name: string; containerPort: number }[];
-  readinessProbe?: { httpGet?: { path: string; port: string } };
-  livenessProbe?: { httpGet?: { path: string; port: string } };
-}
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec?: Record<string, unknown>;
-  data?: Record<string, string>;
-}
-type Workload = K8sObject & {
-  spec: { template: { spec: { containers: Container[]; serviceAccountName?: string } } };
-};
-
-function requireTool(path: string): void {
-  if (!existsSync(path)) throw new Error(`${path} is missing: run hack/install-deps.sh (make test does)`);
-}
-
-async function helmRun(args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  requireTool(helm);
-  try {
-    const { stdout, stderr } = await run(helm, args, {
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-    });
-    return { ok: true, stdout, stderr };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    return { ok: false, stdout: e.stdout ?? '', stderr: e.stderr ?? String(err) };
-  }
-}
 
 /** `helm template` of the chart with `args` (values files, --set); throws with helm's message. */
 async function renderText(args: string[] = ['-f', testValues]): Promise<string> {
@@ -102,93 +60,13 @@ async function renderText(args: string[] = ['-f', testValues]): Promise<string> 
 }
 
 async function render(args?: string[]): Promise<K8sObject[]> {
-  return parseAllDocuments(await renderText(args))
-    .map((doc) => doc.toJS() as K8sObject | null)
-    .filter((o): o is K8sObject => o !== null);
+  return parseManifest(await renderText(args));
 }
 
-async function kubectlApply(manifest: string, extra: string[]): Promise<{ ok: boolean; out: string }> {
-  requireTool(kubectl);
-  const child = execFile(
-    kubectl,
-    ['apply', '--server-side', '--field-manager=chart-test', ...extra, '-f', '-'],
-    {
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-    },
-  );
-  let out = '';
-  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stdin?.end(manifest);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  return { ok: code === 0, out };
-}
-
-function byKind(objects: K8sObject[], kind: string): K8sObject[] {
-  return objects.filter((o) => o.kind === kind);
-}
-
-function workload(objects: K8sObject[], name: string): Workload {
-  const found = objects.find(
-    (o) => (o.kind === 'Deployment' || o.kind === 'Job') && o.metadata.name === name,
-  );
-  if (found === undefined) throw new Error(`no Deployment or Job ${name} rendered`);
-  return found as Workload;
-}
-
-/** The container's environment as the kubelet would give it, Secrets read from the rendered ones. */
-function resolveEnv(objects: K8sObject[], container: Container, podName: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const variable of container.env ?? []) {
-    const ref = variable.valueFrom;
-    if (variable.value !== undefined) env[variable.name] = variable.value;
-    else if (ref?.fieldRef !== undefined) {
-      const field = ref.fieldRef.fieldPath;
-      if (field === 'metadata.name') env[variable.name] = podName;
-      else if (field === 'metadata.namespace') env[variable.name] = namespace;
-      else throw new Error(`unexpected fieldRef ${field}`);
-    } else if (ref?.secretKeyRef !== undefined) {
-      const { name, key, optional } = ref.secretKeyRef;
-      const secret = byKind(objects, 'Secret').find((s) => s.metadata.name === name);
-      const encoded = secret?.data?.[key];
-      if (encoded !== undefined) env[variable.name] = Buffer.from(encoded, 'base64').toString('utf8');
-      else if (optional !== true) throw new Error(`${variable.name}: Secret ${name} has no key ${key}`);
-    } else throw new Error(`${variable.name} has neither value nor valueFrom`);
-  }
-  return env;
-}
+const resolveEnv = (objects: K8sObject[], container: Container, podName: string) =>
+  resolveEnvIn(objects, container, podName, namespace);
 
 const name = (component: string) => `${release}-hyperscale-${component}`;
-
-/** The third-party CRDs of charts/test/crds (for real: they are schemas, not workloads) and the namespace. */
-async function installCrdsAndNamespace(): Promise<void> {
-  const crdDir = join(repoRoot, 'charts/test/crds');
-  const crds = readdirSync(crdDir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .flatMap((dir) =>
-      readdirSync(join(crdDir, dir.name)).map((file) => readFileSync(join(crdDir, dir.name, file), 'utf8')),
-    );
-  const installed = await kubectlApply(crds.join('\n---\n'), ['--force-conflicts']);
-  expect(installed.ok, installed.out).toBe(true);
-  const ns = await kubectlApply(`apiVersion: v1\nkind: Namespace\nmetadata: { name: ${namespace} }\n`, []);
-  expect(ns.ok, ns.out).toBe(true);
-}
-
-async function kubectlRun(args: string[]): Promise<{ ok: boolean; out: string }> {
-  requireTool(kubectl);
-  try {
-    const { stdout, stderr } = await run(kubectl, args, {
-      timeout: 30_000,
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-    });
-    return { ok: true, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    return { ok: false, out: (e.stdout ?? '') + (e.stderr ?? String(err)) };
-  }
-}
 
 /** Each service: its Deployment, what it reads from the environment, and its loader. */
 const services = [
@@ -269,18 +147,9 @@ describe('charts/hyperscale', () => {
   });
 
   it('is accepted by the kube-apiserver: server-side dry run, strict field validation', async () => {
-    await installCrdsAndNamespace();
+    await installThirdPartyCrds(namespace);
     const manifest = await renderText();
-    // A just-created CRD may need a moment before its kind is served.
-    let result = await kubectlApply(manifest, ['--dry-run=server', '--validate=strict']);
-    for (
-      let attempt = 0;
-      !result.ok && /no matches for kind|ensure CRDs/.test(result.out) && attempt < 20;
-      attempt++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      result = await kubectlApply(manifest, ['--dry-run=server', '--validate=strict']);
-    }
+    const result = await serverDryRun(manifest);
     expect(result.ok, result.out).toBe(true);
     const applied = result.out.split('\n').filter((line) => line.includes('(server dry run)'));
     expect(applied).toHaveLength(objects.length);
@@ -288,13 +157,13 @@ describe('charts/hyperscale', () => {
     // The validation is live: a misspelt field is refused.
     const broken = manifest.replace('terminationGracePeriodSeconds: 30', 'terminationGracePeriodSecond: 30');
     expect(broken).not.toBe(manifest);
-    const refused = await kubectlApply(broken, ['--dry-run=server', '--validate=strict']);
+    const refused = await serverDryRun(broken);
     expect(refused.ok).toBe(false);
     expect(refused.out).toContain('terminationGracePeriodSecond');
   });
 
   it('installs and upgrades for real, keeping generated secrets, with the RBAC the operator is tested under and no more', async () => {
-    await installCrdsAndNamespace();
+    await installThirdPartyCrds(namespace);
     await helmRun(['uninstall', release, '-n', namespace, '--no-hooks', '--ignore-not-found']);
     // The release as the test values make it; hooks off (no kubelet runs the migration Job here).
     const helmRelease = (command: 'install' | 'upgrade', ...extra: string[]) =>
