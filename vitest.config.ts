@@ -25,6 +25,7 @@ export default defineConfig({
             'operators/*/test/**/*.test.ts',
             'observability/test/**/*.test.ts',
             'charts/test/**/*.test.ts',
+            'k8s/test/**/*.test.ts',
           ],
           environment: 'node',
           fileParallelism: false,

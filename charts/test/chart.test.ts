@@ -49,6 +49,8 @@ import { loadOperatorConfig, operatorEnv } from '../../operators/countershard/sr
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const chartDir = join(repoRoot, 'charts/hyperscale');
 const testValues = join(chartDir, 'ci/test-values.yaml');
+// The values of `skaffold dev` on kind (k8s/test/dev-cluster.test.ts checks the rest of them).
+const devValues = join(repoRoot, 'k8s/dev/values.yaml');
 const namespace = 'hyperscale-chart-test';
 const release = 'hs';
 
@@ -82,8 +84,10 @@ const services = [
 
 describe('charts/hyperscale', () => {
   let objects: K8sObject[];
+  let devObjects: K8sObject[];
   beforeAll(async () => {
     objects = await render();
+    devObjects = await render(['-f', devValues]);
   });
 
   it('passes helm lint --strict', async () => {
@@ -253,24 +257,28 @@ describe('charts/hyperscale', () => {
   });
 
   describe.each(services)('$component container environment', ({ component, known, load }) => {
-    it('is accepted by the service config loader, and names only variables the service reads', () => {
-      const container = workload(objects, name(component)).spec.template.spec.containers[0];
-      if (container === undefined) throw new Error('no container');
-      const env = resolveEnv(objects, container, `${name(component)}-abc12`);
-      const unknown = Object.keys(env).filter((variable) => !(variable in known));
-      expect(unknown).toEqual([]);
-      const config = load(env);
-      expect(config.SERVICE_NAME).toBe(component);
-      // The metrics port the config reads is the container's `metrics` port, which the probes use.
-      const metrics = container.ports?.find((p) => p.name === 'metrics');
-      expect(config.METRICS_PORT).toBe(metrics?.containerPort);
-      expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
-      expect(container.livenessProbe?.httpGet).toEqual({ path: '/livez', port: 'metrics' });
-      expect(container.image).toBe(`ghcr.io/hyperscale/hyperscale:0.1.0`);
-      // The entry point exists in the built workspace the image is made of.
-      const entry = container.command?.at(-1) ?? '';
-      expect(existsSync(join(repoRoot, entry)), entry).toBe(true);
-    });
+    it.each(['ci/test-values.yaml', 'k8s/dev/values.yaml'])(
+      'with %s: accepted by the service config loader, naming only variables the service reads',
+      (values) => {
+        const rendered = values === 'ci/test-values.yaml' ? objects : devObjects;
+        const container = workload(rendered, name(component)).spec.template.spec.containers[0];
+        if (container === undefined) throw new Error('no container');
+        const env = resolveEnv(rendered, container, `${name(component)}-abc12`);
+        const unknown = Object.keys(env).filter((variable) => !(variable in known));
+        expect(unknown).toEqual([]);
+        const config = load(env);
+        expect(config.SERVICE_NAME).toBe(component);
+        // The metrics port the config reads is the container's `metrics` port, which the probes use.
+        const metrics = container.ports?.find((p) => p.name === 'metrics');
+        expect(config.METRICS_PORT).toBe(metrics?.containerPort);
+        expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+        expect(container.livenessProbe?.httpGet).toEqual({ path: '/livez', port: 'metrics' });
+        expect(container.image).toBe(`ghcr.io/hyperscale/hyperscale:0.1.0`);
+        // The entry point exists in the built workspace the image is made of.
+        const entry = container.command?.at(-1) ?? '';
+        expect(existsSync(join(repoRoot, entry)), entry).toBe(true);
+      },
+    );
   });
 
   it('wires the services to each other: HTTP ports, slot map, Secrets and groups', () => {
