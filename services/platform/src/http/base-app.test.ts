@@ -40,3 +40,31 @@ describe('createBaseApp close()', () => {
     await silentClosed;
   });
 });
+
+describe('createBaseApp request timeout', () => {
+  it('answers 408 and closes a connection that sends nothing, soon after the request timeout', async () => {
+    const app = await createBaseApp({
+      logger: pino({ level: 'silent' }),
+      registry: new Registry(),
+      requestTimeoutMs: 500,
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    try {
+      const started = Date.now();
+      const silent = await openSocket(port);
+      let received = '';
+      silent.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      silent.on('error', () => undefined);
+      await new Promise<void>((resolve) => silent.once('close', () => resolve()));
+      const took = Date.now() - started;
+      expect(received).toMatch(/^HTTP\/1\.1 408 /);
+      // The request timeout plus at most one check interval (1 s) and slack; Node's default
+      // interval would take up to 30 s.
+      expect(took).toBeGreaterThanOrEqual(450);
+      expect(took).toBeLessThan(2_500);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -15,6 +15,12 @@ export interface BaseAppOptions {
   /** Upper bound for receiving a whole request (slow clients cannot hold a socket forever). */
   requestTimeoutMs?: number;
   /**
+   * How often Node looks for connections past `requestTimeoutMs` (answered 408 and closed). Node's
+   * default, 30 s, let a connection that sends nothing live three times the request timeout.
+   * Default 1000: a scan of the open connections each second.
+   */
+  connectionsCheckingIntervalMs?: number;
+  /**
    * Longest path parameter the router accepts (Fastify's default 100 answers 414 beyond it, before
    * any schema runs). Raise it above the longest valid id so the schema rejects longer ones with a
    * 400 naming the field (the counter service: names up to 200). Default 100.
@@ -41,6 +47,7 @@ export async function createBaseApp(options: BaseAppOptions): Promise<FastifyIns
     ...fastifyLoggingOptions(options.logger, options.logRequests ?? false),
     bodyLimit: options.bodyLimitBytes ?? 65_536,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
+    http: { connectionsCheckingInterval: options.connectionsCheckingIntervalMs ?? 1_000 },
     routerOptions: { maxParamLength: options.maxParamLength ?? 100 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',

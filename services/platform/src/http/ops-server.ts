@@ -13,6 +13,8 @@ export function buildOpsServer(deps: {
   registry: Registry;
   health: Health;
   logger: Logger;
+  /** A request must arrive whole within this (default 10 s), else 408 and the connection closes. */
+  requestTimeoutMs?: number;
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'ops' }) as FastifyBaseLogger,
@@ -21,6 +23,9 @@ export function buildOpsServer(deps: {
     // and a connection held open without a request (a TCP probe, a stalled scraper) held the
     // shutdown until its timeout.
     forceCloseConnections: true,
+    // Without these, Node's defaults kept a connection that sends nothing open 60-90 s.
+    requestTimeout: deps.requestTimeoutMs ?? 10_000,
+    http: { connectionsCheckingInterval: 1_000 },
   });
   app.get('/metrics', async (_request, reply) => {
     const body = await deps.registry.metrics();
