@@ -25,9 +25,17 @@ export interface StartedService {
 export interface StartOptions {
   /** Node flags before the entry point, e.g. `['--import', '@hyperscale/platform/telemetry']`. */
   nodeArgs?: readonly string[];
+  /**
+   * Run this instead of `dir`/dist/main.js of the repository: Node's arguments and their working
+   * directory (an image's command in its tree, say). `dir`/local.env is still read.
+   */
+  command?: { args: readonly string[]; cwd: string };
 }
 
-/** Starts `dir`/dist/main.js (e.g. `services/counter`); rejects with its output if it exits or stays unready for 60 s. */
+/**
+ * Starts `dir`/dist/main.js (e.g. `services/counter`), or `options.command`; rejects with its
+ * output if it exits or stays unready for 60 s.
+ */
 export async function startService(
   name: string,
   dir: string,
@@ -36,8 +44,9 @@ export async function startService(
 ): Promise<StartedService> {
   const httpPort = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(repoRoot, dir, 'dist/main.js')], {
-    cwd: join(repoRoot, dir),
+  const args = options.command?.args ?? [...(options.nodeArgs ?? []), join(repoRoot, dir, 'dist/main.js')];
+  const child = spawn(process.execPath, args, {
+    cwd: options.command?.cwd ?? join(repoRoot, dir),
     env: {
       PATH: process.env['PATH'] ?? '',
       HOME: process.env['HOME'] ?? '/tmp',
