@@ -1,15 +1,8 @@
-import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { openSilentConnection, untilServerCloses } from '../../../../hack/testing/silent-connection.js';
 import { createBaseApp } from './base-app.js';
-
-function openSocket(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
 
 describe('createBaseApp close()', () => {
   it('does not wait for connections that never sent a request, and lets a request in flight finish', async () => {
@@ -22,9 +15,8 @@ describe('createBaseApp close()', () => {
     const { port } = app.server.address() as { port: number };
 
     // A pre-opened connection (as load balancers keep) that never sends anything.
-    const silent = await openSocket(port);
+    const silent = await openSilentConnection(port);
     const silentClosed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
-    silent.on('error', () => undefined);
     // A request in flight when close() begins.
     const inFlight = fetch(`http://127.0.0.1:${port}/slow`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -52,12 +44,7 @@ describe('createBaseApp request timeout', () => {
     const { port } = app.server.address() as { port: number };
     try {
       const started = Date.now();
-      const silent = await openSocket(port);
-      let received = '';
-      silent.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      silent.on('error', () => undefined);
-      await new Promise<void>((resolve) => silent.once('close', () => resolve()));
-      const took = Date.now() - started;
+      const { received, ms: took } = await untilServerCloses(await openSilentConnection(port), started);
       expect(received).toMatch(/^HTTP\/1\.1 408 /);
       // The request timeout plus at most one check interval (1 s) and slack; Node's default
       // interval would take up to 30 s.

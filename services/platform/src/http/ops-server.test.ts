@@ -1,16 +1,9 @@
-import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { openSilentConnection, untilServerCloses } from '../../../../hack/testing/silent-connection.js';
 import { Health } from '../health.js';
 import { buildOpsServer } from './ops-server.js';
-
-function openSocket(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
 
 describe('buildOpsServer', () => {
   it('closes at once although a client holds a connection open without a request', async () => {
@@ -22,8 +15,7 @@ describe('buildOpsServer', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as { port: number };
     // A TCP probe or a scraper that connected and stalled.
-    const silent = await openSocket(port);
-    silent.on('error', () => undefined);
+    const silent = await openSilentConnection(port);
     const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
 
     const started = Date.now();
@@ -43,13 +35,9 @@ describe('buildOpsServer', () => {
     const { port } = app.server.address() as { port: number };
     try {
       const started = Date.now();
-      const silent = await openSocket(port);
-      let received = '';
-      silent.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      silent.on('error', () => undefined);
-      await new Promise<void>((resolve) => silent.once('close', () => resolve()));
+      const { received, ms } = await untilServerCloses(await openSilentConnection(port), started);
       expect(received).toMatch(/^HTTP\/1\.1 408 /);
-      expect(Date.now() - started).toBeLessThan(2_500);
+      expect(ms).toBeLessThan(2_500);
     } finally {
       await app.close();
     }
