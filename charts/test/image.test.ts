@@ -20,7 +20,8 @@ import { parse } from 'yaml';
 import { signDevToken } from '@hyperscale/platform';
 import { replayDockerfile, type ReplayedImage } from '../../hack/testing/dockerfile-replay.js';
 import { helmRun, parseManifest, workload, type K8sObject } from '../../hack/testing/kube-cli.js';
-import { operatorKubeconfigPath } from '../../hack/testing/kube.js';
+import { operatorIdentity, operatorKubeconfigPath } from '../../hack/testing/kube.js';
+import { kubeClients } from '../../operators/countershard/test/helpers.js';
 import { stack } from '../../hack/testing/stack-control.js';
 import {
   RunTopics,
@@ -154,6 +155,10 @@ describe('the image (root Dockerfile, replayed without a container engine)', () 
     afterAll(async () => {
       await Promise.all(services.map((service) => stopProcess(service.child)));
       await topics.remove();
+      const { leases } = await kubeClients();
+      await leases
+        .deleteNamespacedLease({ namespace: operatorIdentity.namespace, name: `${runId}-operator` })
+        .catch(() => undefined);
     });
 
     it('the migration command exits 0 on the primary', async () => {
@@ -188,6 +193,8 @@ describe('the image (root Dockerfile, replayed without a container engine)', () 
           WRITER_UNIQUES_TOPIC: topics.uniques,
         }),
       );
+      // The operator's identity gets the RBAC of k8s/operator/rbac.yaml (kubeClients applies it).
+      await kubeClients();
       services.push(
         await start('countershard-operator', 'operators/countershard', {
           KUBECONFIG: operatorKubeconfigPath(),
