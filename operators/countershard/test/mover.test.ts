@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisClient, waitForRedisReady } from '@hyperscale/platform';
-import { moveKeys } from '../src/migration/keys.js';
+import { moveKeys, partialMarker } from '../src/migration/keys.js';
 import { cleanupMovedSlots, moveMigratingSlots } from '../src/migration/mover.js';
 import { TAKE_COUNTER, MERGE_COUNTER } from '../src/migration/scripts.js';
 import { Throttle } from '../src/migration/throttle.js';
@@ -73,6 +73,31 @@ describe('mover (real Redis shard groups)', () => {
     expect(await next.pttl(key)).toBeGreaterThan(500_000);
   });
 
+  it("leaves a counter cold when the pods' marker says its partial lost deltas, and drops the marker", async () => {
+    const marker = (key: string) => partialMarker(key);
+    // Partial deleted before the merge (a pod's repair, an ack's generation check): marker only.
+    const deleted = ctr(SLOT_A, 'partial-deleted');
+    await old.hset(deleted, { v: 10, g: 'old-gen' });
+    await next.set(marker(deleted), 'first-partial');
+    // Partial made again after one was deleted: flagged x.
+    const remade = ctr(SLOT_B, 'partial-remade');
+    await old.hset(remade, { v: 10, g: 'old-gen' });
+    await next.set(marker(remade), 'first-partial');
+    await next.hset(remade, { v: 1, g: 'second-partial', m: '1', x: '1' });
+    // The partial the marker was written with, intact: the old value is added as before.
+    const intact = ctr(SLOT_A, 'partial-intact');
+    await old.hset(intact, { v: 10, g: 'old-gen' });
+    await next.set(marker(intact), 'p');
+    await next.hset(intact, { v: 3, g: 'p', m: '1' });
+
+    const report = await moveMigratingSlots(migrating, options());
+    expect(report.countersCold).toBeGreaterThanOrEqual(2);
+    expect(await next.exists(deleted, remade)).toBe(0);
+    expect(await next.hgetall(intact)).toEqual({ v: '13', g: 'p' });
+    expect(await next.exists(marker(deleted), marker(remade), marker(intact))).toBe(0);
+    expect(await old.exists(deleted, remade, intact)).toBe(0);
+  });
+
   it('moves a counter without partial as it was, with its pending entries', async () => {
     const key = ctr(SLOT_B, 'plain');
     const deadline = Date.now() + 120_000;
@@ -103,7 +128,19 @@ describe('mover (real Redis shard groups)', () => {
     await next.hset(key, { v: 1, g: 'p', m: '1' });
     const keys = moveKeys(SLOT_B, `dead${run}bb`);
     await old.eval(TAKE_COUNTER, 5, key, `${key}:p`, keys.record, keys.value, keys.pending, key);
-    await next.eval(MERGE_COUNTER, 3, key, `${key}:p`, keys.done, '100', 'g', '0', -1, 60_000);
+    await next.eval(
+      MERGE_COUNTER,
+      4,
+      key,
+      `${key}:p`,
+      keys.done,
+      partialMarker(key),
+      '100',
+      'g',
+      '0',
+      -1,
+      60_000,
+    );
     expect(await next.hget(key, 'v')).toBe('101');
     const report = await moveMigratingSlots(migrating, options());
     expect(report.resumed).toBeGreaterThanOrEqual(1);

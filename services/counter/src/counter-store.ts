@@ -567,7 +567,8 @@ export class CounterStore {
         const old = this.shardFor(map, route.migratingFrom);
         const [before, after] = await Promise.all([this.readKey(old, keys), this.readKey(shard, keys)]);
         // A cold old hash is never warmed while its slot moves: MySQL (behind the barrier) answers.
-        if (before.cold || before.partial) return undefined;
+        // So does a new shard whose partial lost deltas (they are in MySQL only).
+        if (before.cold || before.partial || after.lost) return undefined;
         this.metrics.reads.inc({ source: 'redis' });
         return before.value + (after.cold ? 0 : after.value);
       }

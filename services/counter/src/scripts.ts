@@ -88,7 +88,16 @@ for i = 1, n * 3, 3 do
       out[#out + 1] = {2}
     else
       if not exists then
-        redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1')
+        -- The first partial of the counter in this migration leaves a marker ctrt:{slot}:<name>
+        -- (outside ctr:*, so shard invalidations keep it; as long-lived as the counter; the mover
+        -- drops it). A partial made while the marker exists replaces one that was deleted (an ack's
+        -- generation check, a repair, an expired entry) with deltas only MySQL still has: it is
+        -- flagged (x), and the mover leaves such a counter cold instead of adding the old value.
+        if redis.call('SET', 'ctrt' .. string.sub(vk, 4), event_id, 'NX', 'PX', ARGV[3]) then
+          redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1')
+        else
+          redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1', 'x', '1')
+        end
         m, g = '1', event_id
       end
       local v = redis.call('HINCRBY', vk, 'v', delta)
@@ -118,16 +127,17 @@ return 1
 
 /**
  * Read-only, for a batch of counters: KEYS are `value, pending` pairs; one reply per pair, {0} cold
- * (missing, or an expired pending entry), else {1, value, m}.
+ * (missing, or an expired pending entry), else {1, value, m, x}. x = '1' when a migration partial
+ * lost deltas (flagged, or deleted while its marker stays): a sum of old + new would miss them.
  */
 const READ_MANY = `${NOW_MS}
 local out = {}
 for i = 1, #KEYS, 2 do
-  local h = redis.call('HMGET', KEYS[i], 'v', 'm')
+  local h = redis.call('HMGET', KEYS[i], 'v', 'm', 'x')
   if not h[1] or redis.call('ZCOUNT', KEYS[i + 1], '-inf', now_ms) > 0 then
-    out[#out + 1] = {0}
+    out[#out + 1] = {0, redis.call('EXISTS', 'ctrt' .. string.sub(KEYS[i], 4))}
   else
-    out[#out + 1] = {1, h[1], h[2] or '0'}
+    out[#out + 1] = {1, h[1], h[2] or '0', h[3] or '0'}
   end
 end
 return out
@@ -155,8 +165,12 @@ return 1
 /** Reply of `ctrIncrAckMany` per increment: applied now, applied by an earlier call, or cold. */
 export type IncrReply = { kind: 'cold' } | { kind: 'done'; applied: boolean; result: string };
 
-/** Reply of `ctrReadMany`, per counter. */
-export type ReadReply = { cold: true } | { cold: false; value: number; partial: boolean };
+/**
+ * Reply of `ctrReadMany`, per counter. `lost`: a migration partial lost deltas (see READ_MANY); on
+ * a migrating slot's new shard the sum of old + new would miss them.
+ */
+export type ReadReply =
+  { cold: true; lost: boolean } | { cold: false; value: number; partial: boolean; lost: boolean };
 
 /** The parsed result of an increment: new value of this hash, whether it is a migration partial, its gen. */
 export interface IncrResult {
@@ -222,9 +236,13 @@ function parseReadMany(reply: unknown): ReadReply[] {
 function parseRead(reply: unknown): ReadReply {
   if (!Array.isArray(reply) || reply.length === 0)
     throw new RedisReplyError('BADREPLY', 'ctrReadMany: bad reply');
-  if (integer(reply[0], 'ctrReadMany') === 0) return { cold: true };
-  const m: unknown = reply[2];
-  return { cold: false, value: integer(reply[1], 'ctrReadMany.value'), partial: String(m) === '1' };
+  if (integer(reply[0], 'ctrReadMany') === 0) return { cold: true, lost: String(reply[1]) === '1' };
+  return {
+    cold: false,
+    value: integer(reply[1], 'ctrReadMany.value'),
+    partial: String(reply[2]) === '1',
+    lost: String(reply[3]) === '1',
+  };
 }
 
 /** The scripts, for `RedisShardClient.defineScripts`. */

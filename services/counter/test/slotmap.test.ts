@@ -1,4 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { moveKeys } from '../../../operators/countershard/src/migration/keys.js';
+import { moveMigratingSlots } from '../../../operators/countershard/src/migration/mover.js';
+import { TAKE_COUNTER } from '../../../operators/countershard/src/migration/scripts.js';
+import { Throttle } from '../../../operators/countershard/src/migration/throttle.js';
 import { counterKeys, slotOf } from '../src/keys.js';
 import type { SlotMapDocument } from '../src/slot-map.js';
 import { ACKS_KEY } from '../src/slot-map-source.js';
@@ -289,4 +295,88 @@ describe('a partial left from a finished migration', () => {
     expect(hash['v']).toBe('15');
     expect(hash['m']).toBeUndefined();
   });
+});
+
+describe('a migration partial deleted before the mover adds the old value', () => {
+  it('leaves the counter cold, so Redis never answers without deltas MySQL has', async () => {
+    const epoch = Math.max(ctx.slotMaps.current()?.epoch ?? 0, 102) + 1;
+    const whole = (shard: string) => [{ from: 0, to: 16383, shard }];
+    await ctx.publishMap({ epoch, ranges: whole('shard-1'), shards, migrating: [] });
+    const auth = await ctx.auth();
+    const increment = async (name: string) => {
+      const res = await ctx.app.inject({
+        method: 'POST',
+        url: `/v1/counters/${name}/increment`,
+        headers: auth,
+      });
+      expect(res.statusCode, res.body).toBe(200);
+    };
+    const read = async (name: string) =>
+      (await ctx.app.inject({ method: 'GET', url: `/v1/counters/${name}`, headers: auth })).json<{
+        value: number;
+      }>().value;
+    // Two names: the first gets a delta again after its partial is deleted, the second does not.
+    const [again, gone, unmoved] = [ctx.name('lost-again'), ctx.name('lost-gone'), ctx.name('lost-unmoved')];
+    for (const name of [again, gone, unmoved]) for (let i = 0; i < 5; i += 1) await increment(name);
+    await ctx.waitDrained();
+
+    const migrating = [{ from: 0, to: 16383, fromShard: 'shard-1', toShard: 'shard-0' }];
+    await ctx.publishMap({ epoch: epoch + 1, ranges: whole('shard-0'), shards, migrating });
+    for (const name of [again, gone, unmoved]) for (let i = 0; i < 2; i += 1) await increment(name);
+    const old = ctx.shard('shard-1').redis;
+    const next = ctx.shard('shard-0').redis;
+    for (const name of [again, gone]) {
+      const keys = counterKeys(name);
+      // The operator's mover takes the old hash, then dies before adding it on the new shard.
+      const move = moveKeys(slotOf(name), randomBytes(8).toString('hex'));
+      const taken = (await old.eval(
+        TAKE_COUNTER,
+        5,
+        keys.value,
+        keys.pending,
+        move.record,
+        move.value,
+        move.pending,
+        keys.value,
+      )) as unknown[];
+      expect(taken[0]).toBe(1);
+      // Meanwhile a pod deletes the new shard's partial, as the repair of a dirty name does (a
+      // Redis error on an ack) and as an ack's generation check or an expired entry do.
+      expect(await next.del(keys.value, keys.pending)).toBeGreaterThanOrEqual(1);
+    }
+    await increment(again); // a new partial, without the two deltas before
+    expect(await read(again)).toBe(8);
+    expect(await read(gone)).toBe(7);
+    // Not taken yet, partial deleted: old + new would read 5; the marker sends the read to MySQL.
+    await next.del(counterKeys(unmoved).value, counterKeys(unmoved).pending);
+    expect(await read(unmoved)).toBe(7);
+
+    // The operator's next pass finishes the two moves from their records.
+    const report = await moveMigratingSlots(
+      [again, gone, unmoved].map((name) => ({ ...migrating[0]!, from: slotOf(name), to: slotOf(name) })),
+      {
+        clients: new Map([
+          ['shard-0', next],
+          ['shard-1', old],
+        ]),
+        throttle: new Throttle(100_000),
+        signal: new AbortController().signal,
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    await ctx.publishMap({ epoch: epoch + 2, ranges: whole('shard-0'), shards, migrating: [] });
+    await ctx.waitDrained();
+    for (const [name, total] of [
+      [again, 8],
+      [gone, 7],
+      [unmoved, 7],
+    ] as const) {
+      expect(await ctx.mysqlValue(name), name).toBe(total);
+      expect(await read(name), name).toBe(total);
+      expect(await ctx.redisValue(name, 'shard-0'), name).toBe(total);
+    }
+    // Because the mover left all three cold (re-warmed by the reads above) instead of adding 5.
+    expect(report.resumed).toBe(2);
+    expect(report.countersCold).toBe(3);
+  }, 60_000);
 });

@@ -55,6 +55,15 @@ export function moveKeys(
   return { record: `${base}:k`, value: `${base}:v`, pending: `${base}:p`, done: `mvd:{${slot}}:${token}` };
 }
 
+/**
+ * The marker the counter pods write beside the first partial of a counter on a migrating slot's
+ * new shard (`ctr:{slot}:<name>` → `ctrt:{slot}:<name>`; services/counter/src/scripts.ts).
+ */
+export function partialMarker(counterKey: string): string {
+  if (!counterKey.startsWith('ctr:')) throw new RangeError(`not a counter key: ${counterKey}`);
+  return `ctrt:${counterKey.slice('ctr:'.length)}`;
+}
+
 /** Where a set-like key is staged on the new shard before the union. */
 export function stagingKey(slot: number, token: string): string {
   return `mvs:{${slot}}:${token}`;

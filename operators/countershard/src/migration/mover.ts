@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { SlotMove, SlotRange } from '../planning/index.js';
-import { classifyKey, moveKeys, stagingKey } from './keys.js';
+import { classifyKey, moveKeys, partialMarker, stagingKey } from './keys.js';
 import { COPY_MARKER, MERGE_COUNTER, TAKE_COUNTER, UNION_COPY } from './scripts.js';
 import type { Throttle } from './throttle.js';
 
@@ -269,10 +269,11 @@ async function mergeMoved(
   const untrusted = filledSince !== undefined && filled !== undefined && Number(filled) >= filledSince;
   const result = (await to.eval(
     MERGE_COUNTER,
-    3,
+    4,
     record.key,
     `${record.key}:p`,
     keys.done,
+    partialMarker(record.key),
     untrusted ? '' : (hash['v'] ?? ''),
     hash['g'] ?? '',
     hash['m'] ?? '0',

@@ -39,11 +39,14 @@ return reply
 `;
 
 /**
- * New shard. KEYS: value, pending, done. ARGV: v, g, m, pttl, doneTtlMs, then pending pairs
- * (member, deadline)... Adds the moved value exactly once (the done-marker). The result is cold
- * (deleted, re-warmed from MySQL by the next access) when the old hash was itself stale — a
- * leftover migration partial or an expired pending entry — or when the new shard holds a full hash
- * that no pod wrote during this migration (pods write only partials, m = '1', to a migrating slot).
+ * New shard. KEYS: value, pending, done, partial marker. ARGV: v, g, m, pttl, doneTtlMs, then
+ * pending pairs (member, deadline)... Adds the moved value exactly once (the done-marker). The
+ * result is cold (deleted, re-warmed from MySQL by the next access) when the old hash was itself
+ * stale — a leftover migration partial or an expired pending entry — or when the new shard holds a
+ * full hash that no pod wrote during this migration (pods write only partials, m = '1', to a
+ * migrating slot), or when a partial of this migration lost deltas: the pods' marker
+ * (`ctrt:{slot}:<name>`, written with the first partial) exists but the partial is gone, or the
+ * partial is flagged x = '1' (made again after one was deleted). The marker is dropped.
  * Otherwise: partial + old value, partial flag cleared, the partial's generation kept (in-flight
  * increments compare it after their Kafka ack); no partial → the old hash as it was.
  * Returns 1 merged, 2 made cold, 0 already done.
@@ -56,6 +59,10 @@ for i = 6, #ARGV, 2 do
 end
 local existing = redis.call('EXISTS', KEYS[1]) == 1
 local partial = existing and redis.call('HGET', KEYS[1], 'm') == '1'
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  if not partial or redis.call('HGET', KEYS[1], 'x') == '1' then stale = true end
+  redis.call('DEL', KEYS[4])
+end
 local result = 1
 if stale or (existing and not partial) then
   redis.call('DEL', KEYS[1], KEYS[2])
