@@ -219,6 +219,15 @@ describe('mover (real Redis shard groups)', () => {
       await old.exists(`${base}:s:2026-11-20`, `${base}:h:2026-11-20`, `${base}:g:2026-11-20`, room),
     ).toBe(0);
     expect(await next.exists(`${base}:s:2026-11-20`, room)).toBe(2);
+    // Partial markers of the moved slots go on every shard; one of another slot stays.
+    const markers = [partialMarker(ctr(SLOT_A, 'cleanup')), partialMarker(ctr(SLOT_B, 'cleanup'))];
+    const otherSlot = partialMarker(ctr(SLOT_B + 1, 'cleanup'));
+    await Promise.all([old.set(markers[0]!, 'p'), next.set(markers[1]!, 'p'), next.set(otherSlot, 'p')]);
+    await cleanupMovedSlots([{ from: SLOT_A, to: SLOT_B, shard: 'shard-0' }], options());
+    expect(await old.exists(markers[0]!)).toBe(0);
+    expect(await next.exists(markers[1]!, otherSlot)).toBe(1);
+    expect(await next.exists(otherSlot)).toBe(1);
+    await next.del(otherSlot);
   });
 
   it('moves 20,000 counters of a slot range with every value intact (prints the rate)', async () => {

@@ -4,6 +4,7 @@ import { classifyKey, moveKeys } from './keys.js';
 describe('classifyKey', () => {
   it('recognises the counter service keys by prefix and slot tag', () => {
     expect(classifyKey('ctr:{42}:views:home')).toEqual({ kind: 'counter', slot: 42 });
+    expect(classifyKey('ctrt:{42}:views:home')).toEqual({ kind: 'partial-marker', slot: 42 });
     expect(classifyKey('ctr:{42}:views:home:p')).toEqual({ kind: 'counter', slot: 42 });
     expect(classifyKey('pr:{7}:room:1')).toEqual({ kind: 'presence', slot: 7 });
   });

@@ -7,6 +7,8 @@ export type KeyKind =
   | { kind: 'unique'; slot: number; group: string; part: 'set' | 'hll' | 'marker' }
   | { kind: 'presence'; slot: number }
   | { kind: 'move-record'; slot: number; token: string }
+  /** The pods' marker beside a counter's first migration partial (see {@link partialMarker}). */
+  | { kind: 'partial-marker'; slot: number }
   | { kind: 'other'; slot: number | undefined };
 
 const TAGGED = /^([a-z]+):\{(\d+)\}:(.*)$/s;
@@ -22,6 +24,8 @@ export function classifyKey(key: string): KeyKind {
   switch (prefix) {
     case 'ctr':
       return { kind: 'counter', slot };
+    case 'ctrt':
+      return { kind: 'partial-marker', slot };
     case 'pr':
       return { kind: 'presence', slot };
     case 'uq': {

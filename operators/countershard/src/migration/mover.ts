@@ -331,26 +331,34 @@ async function copyUniqueGroup(
 
 /**
  * After the finalized map is applied everywhere: deletes what is left of moved slots on their old
- * shard (set-like keys read there until the move, strays). Returns the number of keys deleted.
+ * shard (set-like keys read there until the move, strays), and the pods' partial markers of those
+ * slots on every shard (no pod writes a partial there any more; a merge drops the others). Returns
+ * the number of keys deleted.
  */
 export async function cleanupMovedSlots(
   ranges: readonly SlotRange[],
   options: Omit<MoverOptions, 'onKeyMoved'>,
 ): Promise<number> {
   const bySource = new Map<string, Set<number>>();
+  const moved = new Set<number>();
   for (const r of ranges) {
     let slots = bySource.get(r.shard);
     if (slots === undefined) bySource.set(r.shard, (slots = new Set()));
-    for (let s = r.from; s <= r.to; s += 1) slots.add(s);
+    for (let s = r.from; s <= r.to; s += 1) {
+      slots.add(s);
+      moved.add(s);
+    }
   }
   let deleted = 0;
-  for (const [shard, slots] of bySource) {
+  for (const shard of new Set([...bySource.keys(), ...options.clients.keys()])) {
     const redis = client(options.clients, shard);
+    const slots = bySource.get(shard);
     const doomed = (await scanAll(redis, options.scanCount ?? 1_000, options.signal)).filter((key) => {
       const kind = classifyKey(key);
+      if (kind.kind === 'partial-marker') return moved.has(kind.slot);
       return (
         kind.slot !== undefined &&
-        slots.has(kind.slot) &&
+        slots?.has(kind.slot) === true &&
         (kind.kind === 'counter' || kind.kind === 'unique' || kind.kind === 'presence')
       );
     });
