@@ -87,18 +87,24 @@ for i = 1, n * 3, 3 do
     if not exists and mode ~= 'm' then
       out[#out + 1] = {2}
     else
+      local marker = 'ctrt' .. string.sub(vk, 4)
       if not exists then
         -- The first partial of the counter in this migration leaves a marker ctrt:{slot}:<name>
-        -- (outside ctr:*, so shard invalidations keep it; as long-lived as the counter; the mover
-        -- drops it). A partial made while the marker exists replaces one that was deleted (an ack's
-        -- generation check, a repair, an expired entry) with deltas only MySQL still has: it is
-        -- flagged (x), and the mover leaves such a counter cold instead of adding the old value.
-        if redis.call('SET', 'ctrt' .. string.sub(vk, 4), event_id, 'NX', 'PX', ARGV[3]) then
+        -- (outside ctr:*, so shard invalidations keep it; the mover drops it). A partial made
+        -- while the marker exists replaces one that was deleted (an ack's generation check, a
+        -- repair, an expired entry) with deltas only MySQL still has: it is flagged (x), and the
+        -- mover leaves such a counter cold instead of adding the old value.
+        if redis.call('SET', marker, event_id, 'NX', 'PX', ARGV[3]) then
           redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1')
         else
           redis.call('HSET', vk, 'v', 0, 'g', event_id, 'm', '1', 'x', '1')
         end
         m, g = '1', event_id
+      elseif m == '1' then
+        -- Every increment of a partial renews its marker with the partial's own TTL, so the
+        -- marker outlives the partial however long the migration runs, and one that was lost
+        -- (expired, or not replicated before a failover) is written again.
+        redis.call('SET', marker, event_id, 'PX', ARGV[3])
       end
       local v = redis.call('HINCRBY', vk, 'v', delta)
       redis.call('ZADD', pk, now_ms + pending_ms, event_id)

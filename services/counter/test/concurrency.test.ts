@@ -158,6 +158,38 @@ describe('concurrency', () => {
     expect(await shard.redis.hget(keysOf(warm).value, 'v')).toBe('41');
   });
 
+  it("every increment of a migration partial renews its marker with the partial's TTL, and writes a lost one again", async () => {
+    const name = ctx.name('marker-renewed');
+    const shard = ctx.shard(ownerOf(ctx, name));
+    const scripts = shard.defineScripts(COUNTER_SCRIPTS);
+    const keys = counterKeys(name);
+    const marker = `ctrt${keys.value.slice(3)}`;
+    const ttlMs = 1_500;
+    const incrementPartial = async () => {
+      const id = randomUUID();
+      const reply = await scripts.ctrIncrAckMany(
+        [idempotencyKey(slotTag(slotOf(name)), id), keys.value, keys.pending],
+        [60_000, 60_000, ttlMs, 1, 1, id, 'm'],
+      );
+      expect(reply.increments[0]?.kind).toBe('done');
+    };
+    await incrementPartial(); // the first partial writes the marker
+    expect(await shard.redis.exists(marker)).toBe(1);
+    await sleep(900);
+    await incrementPartial();
+    // Renewed: without that it would have about 600 ms left, and expire before its partial.
+    expect(await shard.redis.pttl(marker)).toBeGreaterThan(1_100);
+    await sleep(900); // past the first write's TTL
+    expect(await shard.redis.exists(marker)).toBe(1);
+    // Lost (e.g. not replicated before a failover): the next increment of the partial writes it again.
+    await shard.redis.del(marker);
+    await incrementPartial();
+    expect(await shard.redis.exists(marker)).toBe(1);
+    expect(await shard.redis.hget(keys.value, 'v')).toBe('3');
+    // The partial is still the first one: renewing the marker never flags it as made again.
+    expect(await shard.redis.hget(keys.value, 'x')).toBeNull();
+  });
+
   it('an increment re-sent after dropped connections is applied once (idempotent script)', async () => {
     const name = ctx.name('resend');
     const shardName = ownerOf(ctx, name);
