@@ -58,6 +58,8 @@ export class LeaderElector {
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
     if (this.renewDeadlineMs >= this.leaseDurationMs)
       throw new Error('renewDeadline must be below leaseDuration');
+    if (this.retryPeriodMs >= this.renewDeadlineMs)
+      throw new Error('retryPeriod must be below renewDeadline');
     this.api = makeKubeApi(options.kubeConfig, CoordinationV1Api, options.requestTimeoutMs ?? 5_000);
     this.logger = options.logger.child({
       component: 'leader-election',
@@ -75,7 +77,13 @@ export class LeaderElector {
    * (renew failed past the deadline, `lead` returned, or stop()). Releases the Lease on stop.
    */
   async run(lead: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    while (!this.stopped && !(await this.tryAcquireOrRenew())) await this.sleep(this.retryPeriodMs);
+    // A renewal counts from when its request was SENT: a standby may see the new record as soon as
+    // the API server commits it, so its lease duration can start before our response arrives.
+    let lastRenew = Date.now();
+    while (!this.stopped && !(await this.tryAcquireOrRenew())) {
+      await this.sleep(this.retryPeriodMs);
+      lastRenew = Date.now();
+    }
     if (this.stopped) return;
     this.leading = true;
     this.isLeader.set(1);
@@ -84,18 +92,21 @@ export class LeaderElector {
     const work = lead(controller.signal).catch((err: unknown) => {
       this.logger.error({ err }, 'leader work failed');
     });
-    let lastRenew = Date.now();
     let workDone = false;
     void work.finally(() => {
       workDone = true;
       this.wake?.();
     });
     while (!this.stopped && !workDone) {
-      await this.sleep(this.retryPeriodMs);
+      const deadline = lastRenew + this.renewDeadlineMs;
+      // After failed renewals the last wait ends at the deadline, not up to a retry period past it.
+      await this.sleep(Math.min(this.retryPeriodMs, Math.max(0, deadline - Date.now())));
       if (this.stopped || workDone) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew >= this.renewDeadlineMs) {
+      const sent = Date.now();
+      const outcome = await this.renewBy(deadline);
+      if (outcome === 'renewed') {
+        lastRenew = sent;
+      } else if (outcome === 'deadline' || Date.now() >= deadline) {
         this.logger.error(
           { renewDeadlineMs: this.renewDeadlineMs },
           'leadership lost: could not renew the Lease',
@@ -118,6 +129,26 @@ export class LeaderElector {
 
   get leader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * One renewal, given up at `deadline` even while its request is still in flight: a call
+   * that hangs for up to `requestTimeout` must not keep a leader working past its renew deadline,
+   * when a standby may already take over (client-go cancels the renewal at the deadline too).
+   */
+  private async renewBy(deadline: number): Promise<'renewed' | 'failed' | 'deadline'> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), Math.max(0, deadline - Date.now()));
+    });
+    const attempt = this.tryAcquireOrRenew().then((renewed): 'renewed' | 'failed' =>
+      renewed ? 'renewed' : 'failed',
+    );
+    try {
+      return await Promise.race([attempt, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {

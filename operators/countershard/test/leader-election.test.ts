@@ -1,0 +1,112 @@
+/**
+ * Leader election against the REAL local kube-apiserver, frozen with SIGSTOP (its port stays open,
+ * requests hang): the leader must stop its work within the renew deadline of its last renewal,
+ * before a standby may take the Lease, even while a renewal hangs for its whole request timeout.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { loadKubeConfig, operatorKubeconfigPath } from '../../../hack/testing/kube.js';
+import { serverPid, startServer } from '../../../hack/testing/stack-control.js';
+import { LeaderElector } from '../src/kube/leader-election.js';
+import { kubeClients, sleep, waitFor, type KubeClients } from './helpers.js';
+
+const namespace = 'hyperscale-system';
+const leaseName = `le-frozen-${randomBytes(4).toString('hex')}`;
+let k: KubeClients;
+let frozenPid: number | undefined;
+
+async function resume(): Promise<void> {
+  if (frozenPid === undefined) return;
+  process.kill(frozenPid, 'SIGCONT');
+  frozenPid = undefined;
+  await startServer('kube-apiserver');
+}
+
+beforeAll(async () => {
+  k = await kubeClients();
+});
+afterAll(async () => {
+  await resume();
+  await k?.leases.deleteNamespacedLease({ namespace, name: leaseName }).catch(() => undefined);
+}, 120_000);
+
+describe('leader election while the API server hangs', () => {
+  it('refuses timings where a leader could outlive its Lease or never retry before its deadline', () => {
+    const base = {
+      kubeConfig: loadKubeConfig(operatorKubeconfigPath()),
+      namespace,
+      name: leaseName,
+      identity: 'timings',
+      logger: pino({ level: 'silent' }),
+    };
+    const timings = (leaseDurationMs: number, renewDeadlineMs: number, retryPeriodMs: number) => () =>
+      new LeaderElector({
+        ...base,
+        leaseDurationMs,
+        renewDeadlineMs,
+        retryPeriodMs,
+        registry: new Registry(),
+      });
+    expect(timings(10_000, 10_000, 2_000)).toThrow(/renewDeadline must be below leaseDuration/);
+    expect(timings(15_000, 2_000, 2_000)).toThrow(/retryPeriod must be below renewDeadline/);
+    expect(timings(15_000, 10_000, 2_000)).not.toThrow();
+  });
+
+  it('aborts the leader’s work within the renew deadline of its last renewal, though the renewal call hangs longer', async () => {
+    const renewDeadlineMs = 3_000;
+    const elector = new LeaderElector({
+      // The operator's own identity: the Role of k8s/operator/rbac.yaml on Leases.
+      kubeConfig: loadKubeConfig(operatorKubeconfigPath()),
+      namespace,
+      name: leaseName,
+      identity: 'leader-under-test',
+      leaseDurationMs: 6_000,
+      renewDeadlineMs,
+      retryPeriodMs: 500,
+      // Longer than the renew deadline: a hanging renewal alone would keep the leader past it.
+      requestTimeoutMs: 8_000,
+      logger: pino({ level: 'silent' }),
+      registry: new Registry(),
+    });
+    let abortedAt: number | undefined;
+    const campaign = elector.run(
+      (signal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => {
+            abortedAt = Date.now();
+            resolve();
+          }),
+        ),
+    );
+    try {
+      await waitFor(() => elector.leader, 15_000, 'the elector to lead');
+      // Healthy: renewals keep it leading past the renew deadline.
+      await sleep(renewDeadlineMs + 500);
+      expect(abortedAt).toBeUndefined();
+      const lease = await k.leases.readNamespacedLease({ namespace, name: leaseName });
+      expect(lease.spec?.holderIdentity).toBe('leader-under-test');
+
+      const pid = await serverPid('kube-apiserver');
+      if (pid === null) throw new Error('kube-apiserver is not running; start it with hack/stack.sh up');
+      const frozeAt = Date.now();
+      process.kill(pid, 'SIGSTOP');
+      frozenPid = pid;
+      await waitFor(() => abortedAt, 15_000, 'the leader to step down', 20);
+      const afterFreeze = (abortedAt as number) - frozeAt;
+      console.info(`[leader-election] API server frozen: the leader stepped down after ${afterFreeze} ms`);
+      // The last good renewal was sent at most about two retry periods before the freeze, so the
+      // leader stops between deadline − 1.2 s and deadline after it. Counting from the end of a
+      // hanging renewal would take until request timeout (8 s) after the freeze.
+      expect(afterFreeze).toBeGreaterThanOrEqual(renewDeadlineMs - 1_200);
+      expect(afterFreeze).toBeLessThanOrEqual(renewDeadlineMs + 300);
+      await campaign;
+      expect(elector.leader).toBe(false);
+    } finally {
+      elector.stop();
+      await resume();
+      await campaign;
+    }
+  }, 90_000);
+});
