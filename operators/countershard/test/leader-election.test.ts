@@ -10,10 +10,25 @@ import { Registry } from 'prom-client';
 import { loadKubeConfig, operatorKubeconfigPath } from '../../../hack/testing/kube.js';
 import { serverPid, startServer } from '../../../hack/testing/stack-control.js';
 import { LeaderElector } from '../src/kube/leader-election.js';
-import { kubeClients, sleep, waitFor, type KubeClients } from './helpers.js';
+import {
+  counterShardBody,
+  createCounterShard,
+  deleteCounterShard,
+  getCounterShard,
+  kubeClients,
+  leaseHolder,
+  sleep,
+  startOperator,
+  waitFor,
+  type KubeClients,
+  type OperatorProcess,
+} from './helpers.js';
 
 const namespace = 'hyperscale-system';
-const leaseName = `le-frozen-${randomBytes(4).toString('hex')}`;
+const runId = randomBytes(4).toString('hex');
+const leaseName = `le-frozen-${runId}`;
+const processLeaseName = `le-frozen-process-${runId}`;
+const operators: OperatorProcess[] = [];
 let k: KubeClients;
 let frozenPid: number | undefined;
 
@@ -29,7 +44,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await resume();
-  await k?.leases.deleteNamespacedLease({ namespace, name: leaseName }).catch(() => undefined);
+  await Promise.all(operators.map((o) => o.stop()));
+  if (k !== undefined) await deleteCounterShard(k, 'default', `frozen-${runId}`);
+  for (const name of [leaseName, processLeaseName])
+    await k?.leases.deleteNamespacedLease({ namespace, name }).catch(() => undefined);
 }, 120_000);
 
 describe('leader election while the API server hangs', () => {
@@ -108,5 +126,55 @@ describe('leader election while the API server hangs', () => {
       await resume();
       await campaign;
     }
+  }, 90_000);
+});
+
+describe('the operator process while the API server hangs', () => {
+  it('the leader exits within renew deadline + request timeout (nothing waits on the frozen server), and a new process leads after it returns', async () => {
+    const extraEnv = { KUBE_REQUEST_TIMEOUT_MS: '1000', RESYNC_MS: '1000' };
+    const start = (identity: string) =>
+      startOperator({ identity, namespace: 'default', leaseName: processLeaseName, extraEnv }).then((o) => {
+        operators.push(o);
+        return o;
+      });
+    // A CounterShard to reconcile: its resyncs (every second here) call the server while it is frozen.
+    const csName = `frozen-${runId}`;
+    const shards = [0, 1].map((n) => ({ name: `shard-${n}`, masterName: `shard-${n}`, weight: 1 }));
+    await createCounterShard(k, counterShardBody(csName, 'default', shards, 20_000));
+    const leader = await start(`frozen-a-${runId}`);
+    await waitFor(
+      async () => (await leader.metric('hyperscale_operator_leader')) === 1,
+      20_000,
+      'leadership',
+    );
+    await waitFor(
+      async () => (await getCounterShard(k, 'default', csName)).status?.phase === 'Stable',
+      30_000,
+      'the CounterShard to be Stable',
+    );
+    await sleep(1_500);
+    const pid = await serverPid('kube-apiserver');
+    if (pid === null) throw new Error('kube-apiserver is not running; start it with hack/stack.sh up');
+    const frozeAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    frozenPid = pid;
+    // The helpers' renew deadline is 3 s and this process's API calls give up after 1 s.
+    const code = await Promise.race([leader.exited, sleep(15_000).then(() => 'still running' as const)]);
+    const exitedAfter = Date.now() - frozeAt;
+    console.info(
+      `[leader-election] API server frozen: the operator process exited ${code} after ${exitedAfter} ms`,
+    );
+    expect(code).toBe(1);
+    expect(exitedAfter).toBeLessThanOrEqual(3_000 + 1_000 + 1_500);
+    expect(leader.output.join('')).toContain('leadership lost; exiting so a fresh process campaigns again');
+
+    await resume();
+    const next = await start(`frozen-b-${runId}`);
+    await waitFor(
+      async () => (await next.metric('hyperscale_operator_leader')) === 1,
+      20_000,
+      'the new process to lead',
+    );
+    expect(await leaseHolder(k, processLeaseName)).toBe(next.identity);
   }, 90_000);
 });
