@@ -67,6 +67,28 @@ describe('WriterBarrier', () => {
     });
   });
 
+  it('times out at its deadline while a read of the writer position hangs (a frozen primary)', async () => {
+    const hungPrimary: MysqlExecutor = {
+      select: () => new Promise(() => undefined),
+      execute: () => Promise.reject(new Error('not used')),
+    };
+    const barrier = new WriterBarrier({
+      topic: 't',
+      groupId: 'g',
+      highWatermarks: async () => marks('10'),
+      primary: hungPrimary,
+      logger,
+      pollIntervalMs: 5,
+    });
+    const started = Date.now();
+    const outcome = await Promise.race([
+      barrier.waitForKey('frozen', 50),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1_000)),
+    ]);
+    expect(outcome).toMatchObject({ kind: 'timeout', target: '10', position: null });
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('reports an unreachable Kafka (failed or hung fetch) as unavailable', async () => {
     const failing = barrierWith(async () => Promise.reject(new Error('down')), new Map());
     expect((await failing.barrier.waitForKey('x', 1_000)).kind).toBe('unavailable');

@@ -31,6 +31,8 @@ interface Waiter {
   deadline: number;
   started: number;
   resolve: (outcome: BarrierOutcome) => void;
+  /** Settles the waiter at its deadline even while a poll hangs (a frozen primary). */
+  timer?: NodeJS.Timeout;
 }
 
 type Watermarks = Map<number, bigint>;
@@ -58,6 +60,8 @@ export class WriterBarrier {
   private readonly waiters = new Set<Waiter>();
   private polling = false;
   private closed = false;
+  /** The writer positions of the last poll that answered (reported with a timeout). */
+  private lastPositions: Map<number, bigint> | undefined;
 
   constructor(options: WriterBarrierOptions) {
     this.options = { fetchTimeoutMs: 1_000, pollIntervalMs: 25, ...options };
@@ -81,7 +85,16 @@ export class WriterBarrier {
     const target = marks.get(partition) ?? 0n;
     if (target === 0n) return { kind: 'passed', partition, target: '0', waitedMs: Date.now() - started };
     return new Promise<BarrierOutcome>((resolve) => {
-      this.waiters.add({ partition, target, deadline: started + maxWaitMs, started, resolve });
+      const waiter: Waiter = { partition, target, deadline: started + maxWaitMs, started, resolve };
+      // A poll can hang for the pool's whole statement limit (a frozen primary): the deadline
+      // does not wait for it.
+      waiter.timer = setTimeout(
+        () => {
+          if (this.waiters.has(waiter)) this.settle(waiter, this.lastPositions?.get(partition) ?? null);
+        },
+        Math.max(0, waiter.deadline - Date.now()),
+      );
+      this.waiters.add(waiter);
       void this.poll();
     });
   }
@@ -143,6 +156,7 @@ export class WriterBarrier {
         let positions: Map<number, bigint> | undefined;
         try {
           positions = await this.positions();
+          this.lastPositions = positions;
         } catch (error) {
           this.logger.warn({ err: error }, 'could not read the writer position');
         }
@@ -169,6 +183,7 @@ export class WriterBarrier {
 
   private settle(waiter: Waiter, position: bigint | null, passed = false): void {
     this.waiters.delete(waiter);
+    clearTimeout(waiter.timer);
     const waitedMs = Date.now() - waiter.started;
     const base = { partition: waiter.partition, target: waiter.target.toString(), waitedMs };
     waiter.resolve(
