@@ -277,7 +277,9 @@ export class LikeStore {
           shard.scripts.likeUndo(this.keysOf(postId), [userId, liked ? '1' : '0', applied.gen, eventId]),
         );
       }
-      return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback');
+      // The send may still land (a broker that hung, not refused): recorded with the write, the
+      // event is skipped by the writer, so it cannot undo a later acknowledged request.
+      return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback', eventId);
     }
     await this.checkGeneration(shard, postId, applied.gen, eventId);
     this.countWrite(liked, 'redis', applied.changed);
@@ -585,10 +587,11 @@ export class LikeStore {
     postId: string,
     liked: boolean,
     path: Exclude<WritePath, 'redis'>,
+    sentEventId?: string,
   ): Promise<WriteOutcome> {
     let result;
     try {
-      result = await mysqlSetLiked(this.router, userId, postId, liked);
+      result = await mysqlSetLiked(this.router, userId, postId, liked, sentEventId);
     } catch (err) {
       this.logger.warn({ err, postId, path }, 'MySQL write failed after Redis/Kafka failed');
       if (path === 'mysql_fallback') await this.invalidate(shard, postId, 'fallback');

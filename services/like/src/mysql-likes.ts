@@ -24,7 +24,10 @@ const SNAPSHOT_PAGE = 5_000;
 /**
  * Likes or unlikes in ONE transaction on the primary, idempotently: INSERT IGNORE / DELETE on
  * `like_records` and a `post_stats` delta only when a row really changed (affectedRows), so a
- * repeat — or the late Kafka event of the same request applied by the writer — changes nothing.
+ * repeat changes nothing. `sentEventId`: the event of this request that Kafka may still append (a
+ * send that timed out): it is recorded in `fallback_events` in the same transaction, and the
+ * writer skips it when it lands. Applied late, it would otherwise undo a request the user made
+ * and had acknowledged after this one (a like that hung, then an unlike through this path).
  * The caller becomes sticky (its next reads go to the primary). Returns the new count.
  */
 export async function mysqlSetLiked(
@@ -32,9 +35,12 @@ export async function mysqlSetLiked(
   userId: string,
   postId: string,
   liked: boolean,
+  sentEventId?: string,
 ): Promise<MysqlWriteResult> {
   return router.write(
     async (tx) => {
+      if (sentEventId !== undefined)
+        await tx.execute('INSERT IGNORE INTO fallback_events (event_id) VALUES (?)', [sentEventId]);
       const changed = liked
         ? (
             await tx.execute(

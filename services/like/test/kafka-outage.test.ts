@@ -5,7 +5,7 @@
  * Redis equals MySQL. The broker is restarted in `finally`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isHealthy, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import { isHealthy, serverPid, startServer, stopServer } from '../../../hack/testing/stack-control.js';
 import { createTestContext, metricValue, sleep, type Child, type TestContext } from './helpers.js';
 
 let ctx: TestContext;
@@ -16,7 +16,10 @@ beforeAll(async () => {
   writer = await ctx.startWriter();
 });
 
+let frozenBroker: number | undefined;
+
 afterAll(async () => {
+  if (frozenBroker !== undefined) process.kill(frozenBroker, 'SIGCONT');
   if (!(await isHealthy('kafka'))) await startServer('kafka');
   await writer?.stop();
   await ctx?.close();
@@ -142,4 +145,61 @@ describe('Kafka outage', () => {
       expect(await ctx.redisState(post)).toEqual({ count: mysql.count, users: mysql.users });
     }
   });
+
+  it('Kafka frozen (SIGSTOP): each user ends in the state of their last acknowledged request, though sends that hung are appended when the broker resumes', async () => {
+    const post = ctx.post('frozen');
+    const users = ['fz0', 'fz1', 'fz2', 'fz3'];
+    const headers = new Map(await Promise.all(users.map(async (u) => [u, await ctx.auth(u)] as const)));
+    const write = async (user: string, liked: boolean) =>
+      ctx.app.inject({
+        method: liked ? 'PUT' : 'DELETE',
+        url: `/v1/posts/${post}/like`,
+        headers: headers.get(user),
+      });
+    expect((await write('fz0', true)).statusCode).toBe(200);
+    await ctx.waitDrained();
+    const lastAcknowledged = new Map<string, boolean>([['fz0', true]]);
+    const answers: string[] = [];
+    const pid = await serverPid('kafka');
+    if (pid === null) throw new Error('kafka is not running; start it with hack/stack.sh up');
+    try {
+      process.kill(pid, 'SIGSTOP');
+      frozenBroker = pid;
+      // Likes whose sends hang until the pod gives up on them (kafkaTimeoutMs); the broker still
+      // holds them and appends them when it resumes.
+      await Promise.all(
+        users.slice(1).map(async (user) => {
+          const res = await write(user, true);
+          answers.push(`${user} like ${res.statusCode}`);
+          if (res.statusCode === 200) lastAcknowledged.set(user, true);
+        }),
+      );
+      // Then each of them unlikes, and is acknowledged (the breaker is open: MySQL directly).
+      for (const user of users.slice(1)) {
+        const res = await write(user, false);
+        answers.push(`${user} unlike ${res.statusCode}`);
+        if (res.statusCode === 200) lastAcknowledged.set(user, false);
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      frozenBroker = undefined;
+      await startServer('kafka');
+    }
+    console.info(`[kafka-frozen] ${answers.join(', ')}`);
+    if (writer?.exited()) writer = await ctx.startWriter();
+    await ctx.waitDrained(90_000);
+    const expected = users.filter((u) => lastAcknowledged.get(u) === true).sort();
+    const mysql = await ctx.mysqlState(post);
+    expect(mysql.users, answers.join(', ')).toEqual(expected);
+    expect(mysql.count).toBe(mysql.rows);
+    // And the service (Redis, re-warmed after the fallback writes) answers the same.
+    for (const user of users) {
+      const read = await ctx.app.inject({
+        method: 'GET',
+        url: `/v1/posts/${post}/likes`,
+        headers: headers.get(user),
+      });
+      expect(read.json()).toEqual({ postId: post, count: expected.length, liked: expected.includes(user) });
+    }
+  }, 120_000);
 });

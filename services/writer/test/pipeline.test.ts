@@ -149,6 +149,42 @@ describe('writer pipeline (in-process, real MariaDB + Kafka)', () => {
     expect(
       await metricValue(registry, 'hyperscale_writer_events_noop_total', { reason: 'unchanged' }),
     ).toBeGreaterThanOrEqual(repeats.length + 1);
+
+    // Round 3: a like whose send timed out was written by the fallback WITH its event id
+    // (fallback_events), then the user unliked through the fallback too. When the like's event
+    // lands after all, it must not bring the like back.
+    const lateLike: LikeEvent = {
+      eventId: 'fallback-2',
+      type: 'like',
+      postId: 'post-late',
+      userId: 'erin',
+      at: new Date().toISOString(),
+    };
+    await b.pool.withConnection(async (conn) => {
+      await conn.unprepared('START TRANSACTION');
+      await conn.execute('INSERT INTO fallback_events (event_id) VALUES (?)', [lateLike.eventId]);
+      await conn.execute('INSERT INTO like_records (post_id, user_id, created_at) VALUES (?, ?, ?)', [
+        'post-late',
+        'erin',
+        new Date(),
+      ]);
+      await conn.execute('INSERT INTO post_stats (post_id, like_count) VALUES (?, 1)', ['post-late']);
+      await conn.unprepared('COMMIT');
+      await conn.unprepared('START TRANSACTION');
+      await conn.execute('DELETE FROM like_records WHERE post_id = ? AND user_id = ?', ['post-late', 'erin']);
+      await conn.execute('UPDATE post_stats SET like_count = like_count - 1 WHERE post_id = ?', [
+        'post-late',
+      ]);
+      await conn.unprepared('COMMIT');
+    });
+    const bystander = likeEvent('like', 'post-late', 'frank');
+    await produce(b.kafka, b.topic, [lateLike, bystander].map(asMessage));
+    expect(await waitFor(() => drained(b.pool, b.kafka, groupId, b.topic), 30_000)).toBe(true);
+    const state3 = await actualState(b.pool);
+    expect(state3.invariantViolations).toEqual([]);
+    expect(state3.likes.has('post-late/erin')).toBe(false);
+    expect(state3.likes.has('post-late/frank')).toBe(true);
+    expect(state3.counts.get('post-late')).toBe(1);
     await pipeline.stop();
   });
 

@@ -15,6 +15,12 @@ const ID = 'VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin';
 const PAIRS = `JSON_TABLE(?, '$[*]' COLUMNS (p ${ID} PATH '$[0]', u ${ID} PATH '$[1]')) AS j`;
 const TIMED_PAIRS = `JSON_TABLE(?, '$[*]' COLUMNS (p ${ID} PATH '$[0]', u ${ID} PATH '$[1]', t DATETIME(6) PATH '$[2]')) AS j`;
 
+/**
+ * Events a fallback of the like service already applied (their id is in `fallback_events`): a send
+ * that timed out and landed later. Applied now, such an event could undo a request the user made
+ * after it and had acknowledged through the fallback (a like that hung, then an unlike).
+ */
+const SELECT_FALLBACK = `SELECT f.event_id FROM JSON_TABLE(?, '$[*]' COLUMNS (e ${ID} PATH '$')) AS j STRAIGHT_JOIN fallback_events AS f ON f.event_id = j.e`;
 /** Existing rows among the batch's pairs, locked until COMMIT so nobody deletes them meanwhile. */
 const SELECT_PRESENT = `SELECT r.post_id, r.user_id FROM ${PAIRS} STRAIGHT_JOIN like_records AS r ON r.post_id = j.p AND r.user_id = j.u FOR UPDATE`;
 /** Plain INSERT, not IGNORE: a row inserted concurrently must fail the transaction, not be counted. */
@@ -36,19 +42,27 @@ export function decodeStorableLikeEvent(value: string | null): LikeEvent {
 }
 
 /**
- * Applies a batch: collapse to one intent per (post, user) (the last event wins), lock and read
+ * Applies a batch: drop the events a fallback already applied (`fallback_events`), collapse to one
+ * intent per (post, user) (the last event wins), lock and read
  * which pairs exist, insert absent likes, delete present unlikes, and add to each post's count
  * exactly the rows inserted minus the rows deleted. Repeated likes, unlikes of nothing, and rows
  * a fallback path already wrote change nothing. The result equals applying the events one by one
- * (`created_at` included). At most five statements per batch whatever its size.
+ * (`created_at` included). At most six statements per batch whatever its size.
  * @throws ApplyConflictError when a statement changed fewer rows than the locks guarantee.
  */
 export async function applyLikes(
   conn: MysqlExecutor,
   events: readonly OffsetEvent<LikeEvent>[],
 ): Promise<ApplyStats> {
-  const { intents, collapsed } = collapseLikes(events);
-  if (intents.length === 0) return { collapsed, unchanged: 0, rowsChanged: 0 };
+  if (events.length === 0) return { collapsed: 0, unchanged: 0, rowsChanged: 0 };
+  const recorded = await conn.select<{ event_id: string }>(SELECT_FALLBACK, [
+    JSON.stringify(events.map((e) => e.event.eventId)),
+  ]);
+  const skip = new Set(recorded.map((r) => r.event_id));
+  const { intents, collapsed } = collapseLikes(
+    skip.size === 0 ? events : events.filter((e) => !skip.has(e.event.eventId)),
+  );
+  if (intents.length === 0) return { collapsed, unchanged: skip.size, rowsChanged: 0 };
   const rows = await conn.select<{ post_id: string; user_id: string }>(SELECT_PRESENT, [
     JSON.stringify(intents.map((i) => [i.postId, i.userId])),
   ]);
@@ -80,7 +94,7 @@ export async function applyLikes(
     await conn.execute(UPSERT_COUNTS, [JSON.stringify([...plan.deltas])]);
     rowsChanged += plan.deltas.size;
   }
-  return { collapsed, unchanged: plan.unchanged, rowsChanged };
+  return { collapsed, unchanged: plan.unchanged + skip.size, rowsChanged };
 }
 
 function expectRows(what: string, affected: number, planned: readonly LikeIntent[]): void {
