@@ -1,0 +1,129 @@
+/**
+ * A Redis shard master frozen with SIGSTOP under a like load, then resumed: its port stays open,
+ * so the scripts the pod gave up on (commandTimeout) stay queued in its socket and RUN when it
+ * resumes, after the pod has written those likes to MySQL directly or refused them. Every 2xx must
+ * be in MySQL, nothing else but refused (503) attempts, and Redis must converge to MySQL.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  currentRedisMaster,
+  failbackRedis,
+  serverPid,
+  startServer,
+} from '../../../hack/testing/stack-control.js';
+import { shardIndexOf } from '../src/keys.js';
+import { createTestContext, sleep, waitFor, type Child, type TestContext } from './helpers.js';
+
+let ctx: TestContext;
+let writer: Child | undefined;
+let frozen: { pid: number; name: string } | undefined;
+
+async function resume(): Promise<void> {
+  if (frozen === undefined) return;
+  process.kill(frozen.pid, 'SIGCONT');
+  const { name } = frozen;
+  frozen = undefined;
+  await startServer(name);
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext('redis-frozen');
+  writer = await ctx.startWriter();
+});
+afterAll(async () => {
+  await resume();
+  await failbackRedis().catch(() => undefined);
+  await writer?.stop();
+  await ctx?.close();
+}, 120_000);
+
+describe('a Redis shard master frozen under load, then resumed', () => {
+  it('keeps every 2xx, adds nothing but refused attempts, and Redis converges to MySQL', async () => {
+    const posts = Array.from({ length: 24 }, (_, i) => ctx.post(`z${i}`));
+    expect(posts.some((p) => shardIndexOf(p, 2) === 0)).toBe(true);
+    for (const post of posts) {
+      const res = await ctx.app.inject({
+        method: 'PUT',
+        url: `/v1/posts/${post}/like`,
+        headers: await ctx.auth('seed'),
+      });
+      expect(res.statusCode).toBe(200);
+    }
+    const acknowledged = new Map(posts.map((p) => [p, new Set(['seed'])]));
+    const refused = new Map(posts.map((p) => [p, new Set<string>()]));
+    const statuses = new Map<number, number>();
+    let slowest = 0;
+    let n = 0;
+    let running = true;
+    const load = Promise.all(
+      Array.from({ length: 24 }, async () => {
+        while (running) {
+          const i = n++;
+          const post = posts[i % posts.length]!;
+          const user = `zu-${i}`;
+          const started = Date.now();
+          const res = await ctx.app.inject({
+            method: 'PUT',
+            url: `/v1/posts/${post}/like`,
+            headers: await ctx.auth(user),
+          });
+          slowest = Math.max(slowest, Date.now() - started);
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+          if (res.statusCode === 200) acknowledged.get(post)!.add(user);
+          else refused.get(post)!.add(`${user} ${res.statusCode}`);
+        }
+      }),
+    );
+    const master = await currentRedisMaster('shard-0');
+    const name = `redis-${master.port}`;
+    await sleep(1_000);
+    const pid = await serverPid(name);
+    if (pid === null) throw new Error(`${name} is not running; start it with hack/stack.sh up`);
+    try {
+      process.kill(pid, 'SIGSTOP');
+      frozen = { pid, name };
+      // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
+      await sleep(1_200);
+    } finally {
+      await resume();
+    }
+    await sleep(3_000);
+    running = false;
+    await load;
+    const failedOver = (await currentRedisMaster('shard-0')).port !== master.port;
+    console.info(
+      `[redis-frozen] statuses: ${JSON.stringify(Object.fromEntries(statuses))}; slowest ${slowest} ms; failover: ${failedOver}`,
+    );
+    const others = [...refused.values()].flatMap((s) => [...s]).filter((r) => !r.endsWith(' 503'));
+    expect(others).toEqual([]);
+    expect(slowest).toBeLessThan(10_000);
+
+    await ctx.waitDrained(90_000);
+    await waitFor(
+      () => Object.values(ctx.store.pendingRepairs()).every((r) => r.dirty === 0 && !r.invalidateAll),
+      30_000,
+      'deferred invalidations',
+    );
+    for (const post of posts) {
+      const mysql = await ctx.mysqlState(post);
+      const acked = acknowledged.get(post)!;
+      const attempted = new Set([...refused.get(post)!].map((r) => r.split(' ')[0]!));
+      expect(
+        [...acked].filter((u) => !mysql.users.includes(u)),
+        `missing from MySQL for ${post}`,
+      ).toEqual([]);
+      expect(
+        mysql.users.filter((u) => !acked.has(u) && !attempted.has(u)),
+        `unexpected in MySQL for ${post}`,
+      ).toEqual([]);
+      expect(mysql.count).toBe(mysql.rows);
+      const read = await ctx.app.inject({
+        method: 'GET',
+        url: `/v1/posts/${post}/likes`,
+        headers: await ctx.auth('seed'),
+      });
+      expect(read.json()).toEqual({ postId: post, count: mysql.count, liked: true });
+      expect(await ctx.redisState(post)).toEqual({ count: mysql.count, users: mysql.users });
+    }
+  }, 180_000);
+});
