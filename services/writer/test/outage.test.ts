@@ -2,11 +2,11 @@
  * MySQL primary unavailable while events keep arriving: the REAL mariadb-primary is frozen with
  * SIGSTOP (connections hang, nothing is refused — the hardest case for timeouts) for several
  * seconds, then resumed (always, in finally). Nothing may be dead-lettered, everything must be
- * applied exactly once after it returns.
+ * applied exactly once after it returns. The same for the Kafka broker frozen mid-stream.
  */
 import { createMysqlPools, Registry, type LikeEvent } from '@hyperscale/platform';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isHealthy, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import { isHealthy, serverPid, startServer, stopServer } from '../../../hack/testing/stack-control.js';
 import { likesHandler } from '../src/handlers/likes.js';
 import { runPipeline } from '../src/pipeline.js';
 import {
@@ -27,12 +27,15 @@ import {
 } from './helpers.js';
 
 const beds: TestBed[] = [];
+let frozenBroker: number | undefined;
 afterAll(async () => {
+  if (frozenBroker !== undefined) process.kill(frozenBroker, 'SIGCONT');
+  if (!(await isHealthy('kafka'))) await startServer('kafka');
   if (!(await isHealthy('mariadb-primary'))) await startServer('mariadb-primary');
   for (const bed of beds) await bed.cleanup();
 });
 
-describe('writer during a MySQL primary outage', () => {
+describe('writer during a MySQL primary or Kafka broker outage', () => {
   it('(e) primary frozen (SIGSTOP) for 6 s: nothing dead-lettered, everything applied once after it returns', async () => {
     const bed = await createTestBed('outage', 3);
     beds.push(bed);
@@ -171,4 +174,73 @@ describe('writer during a MySQL primary outage', () => {
     expect(state.counts).toEqual(expected.counts);
     expect(state.likes).toEqual(expected.likes);
   }, 180_000);
+
+  it('(e3) the Kafka broker frozen (SIGSTOP) mid-stream past the session timeout: after it resumes, every event is applied exactly once', async () => {
+    const bed = await createTestBed('broker-frozen', 3);
+    beds.push(bed);
+    const groupId = bed.groupId('e3');
+    const pools = createMysqlPools({
+      primaryUrl: bed.url,
+      connectionLimit: 5,
+      connectTimeoutMs: 1000,
+      queryTimeoutMs: 1000,
+    });
+    const registry = new Registry();
+    const sessionTimeoutMs = 6_000;
+    const pipeline = await runPipeline({
+      kafka: bed.kafka,
+      pool: pools.primary,
+      groupId,
+      handlers: [likesHandler({ topic: bed.topic })],
+      logger,
+      registry,
+      batch: { maxMessages: 100, maxWaitMs: 50, partitionsConcurrently: 3 },
+      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
+      transientPauseMs: 500,
+      sessionTimeoutMs,
+      heartbeatIntervalMs: 1000,
+    });
+    const events: LikeEvent[] = randomEvents(12_000, 60, 80, 23);
+    let appliedAtFreeze = 0n;
+    try {
+      await produce(bed.kafka, bed.topic, events.slice(0, 10_000).map(asMessage));
+      // Freeze while the writer is in the middle of the stream.
+      expect(
+        await waitFor(async () => (await appliedCount(bed.pool, groupId, bed.topic)) > 500n, 30_000),
+      ).toBe(true);
+      const pid = await serverPid('kafka');
+      if (pid === null) throw new Error('kafka is not running; start it with hack/stack.sh up');
+      process.kill(pid, 'SIGSTOP');
+      frozenBroker = pid;
+      try {
+        appliedAtFreeze = await appliedCount(bed.pool, groupId, bed.topic);
+        await sleep(sessionTimeoutMs + 2_000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+        frozenBroker = undefined;
+        await startServer('kafka');
+      }
+      await produce(bed.kafka, bed.topic, events.slice(10_000).map(asMessage));
+      expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 120_000)).toBe(true);
+      await sleep(500);
+    } finally {
+      await pipeline.stop();
+      await pools.close();
+    }
+    const applied = await metricValue(registry, 'hyperscale_writer_events_applied_total');
+    const skipped = await metricValue(registry, 'hyperscale_writer_events_skipped_total');
+    console.log(
+      `[writer] (e3) broker frozen ${sessionTimeoutMs + 2_000} ms after ${appliedAtFreeze} events: ` +
+        `applied ${applied}, skipped as already applied ${skipped}`,
+    );
+    expect(appliedAtFreeze).toBeLessThan(BigInt(events.length));
+    expect(applied).toBe(events.length);
+    expect(await metricValue(registry, 'hyperscale_kafka_dead_letters_total')).toBe(0);
+    expect(await appliedCount(bed.pool, groupId, bed.topic)).toBe(BigInt(events.length));
+    const state = await actualState(bed.pool);
+    const expected = expectedState(events);
+    expect(state.invariantViolations).toEqual([]);
+    expect(state.counts).toEqual(expected.counts);
+    expect(state.likes).toEqual(expected.likes);
+  }, 240_000);
 });
