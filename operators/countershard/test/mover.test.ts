@@ -12,6 +12,7 @@ import { moveKeys, partialMarker } from '../src/migration/keys.js';
 import { cleanupMovedSlots, moveMigratingSlots } from '../src/migration/mover.js';
 import { TAKE_COUNTER, MERGE_COUNTER } from '../src/migration/scripts.js';
 import { Throttle } from '../src/migration/throttle.js';
+import { currentRedisMaster, serverPid, startServer } from '../../../hack/testing/stack-control.js';
 import { SENTINELS } from './helpers.js';
 
 const logger = pino({ level: 'silent' });
@@ -229,6 +230,78 @@ describe('mover (real Redis shard groups)', () => {
     expect(await next.exists(otherSlot)).toBe(1);
     await next.del(otherSlot);
   });
+
+  it('a pass whose merges hang on a frozen new shard (and run when it resumes), then the next pass: every value moved exactly once', async () => {
+    const slots = { from: 9_000 + (parseInt(run.slice(2, 6), 16) % 2_000), count: 10 };
+    const range = [
+      { from: slots.from, to: slots.from + slots.count - 1, fromShard: 'shard-0', toShard: 'shard-1' },
+    ];
+    const n = 20_000;
+    const keyOf = (i: number) => `ctr:{${slots.from + (i % slots.count)}}:m${run}-frozen-${i}`;
+    for (let i = 0; i < n; i += 1_000) {
+      const pipeline = old.pipeline();
+      for (let j = i; j < i + 1_000; j += 1)
+        pipeline.hset(keyOf(j), { v: j, g: 'g' }).pexpire(keyOf(j), 600_000);
+      await pipeline.exec();
+    }
+    // The pass's own clients give up after 300 ms, as the operator's do after their timeout.
+    const impatient = new Map(
+      ['shard-0', 'shard-1'].map((masterName) => [
+        masterName,
+        createRedisClient({ sentinels: SENTINELS, masterName, commandTimeoutMs: 300 }),
+      ]),
+    );
+    await Promise.all([...impatient.values()].map((r) => waitForRedisReady(r, 10_000)));
+    const master = await currentRedisMaster('shard-1');
+    const name = `redis-${master.port}`;
+    const pid = await serverPid(name);
+    if (pid === null) throw new Error(`${name} is not running; start it with hack/stack.sh up`);
+    let first: unknown;
+    try {
+      const pass = moveMigratingSlots(range, { ...options(), clients: impatient }).then(
+        (report) => report,
+        (err: unknown) => err,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      process.kill(pid, 'SIGSTOP');
+      try {
+        // Shorter than Sentinel's down-after (1.5 s): the same master resumes.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      } finally {
+        process.kill(pid, 'SIGCONT');
+        await startServer(name);
+      }
+      first = await pass;
+    } finally {
+      await Promise.all([...impatient.values()].map((r) => r.quit().catch(() => r.disconnect())));
+    }
+    // The first pass failed on the frozen shard; what it sent meanwhile ran when it resumed.
+    expect(first).toBeInstanceOf(Error);
+    const second = await moveMigratingSlots(range, options());
+    console.info(
+      `[mover] frozen new shard: first pass failed (${(first as Error).message}); the next resumed ${second.resumed} moves and moved ${second.countersMoved} more`,
+    );
+    const values = await next.pipeline(Array.from({ length: n }, (_, i) => ['hget', keyOf(i), 'v'])).exec();
+    const wrong = (values ?? []).filter(([, v], i) => v !== String(i)).length;
+    expect(wrong).toBe(0);
+    let left = 0;
+    for (let i = 0; i < n; i += 1_000)
+      left += await old.exists(...Array.from({ length: 1_000 }, (_, j) => keyOf(i + j)));
+    expect(left).toBe(0);
+    // No move record is left on the old shard.
+    const records: string[] = [];
+    for (let slot = slots.from; slot < slots.from + slots.count; slot += 1) {
+      let cursor = '0';
+      do {
+        const [c, keys] = await old.scan(cursor, 'MATCH', `mv*{${slot}}*`, 'COUNT', 1000);
+        cursor = c;
+        records.push(...keys);
+      } while (cursor !== '0');
+    }
+    expect(records).toEqual([]);
+    const cleanup = await next.pipeline(Array.from({ length: n }, (_, i) => ['del', keyOf(i)])).exec();
+    expect(cleanup?.length).toBe(n);
+  }, 120_000);
 
   it('moves 20,000 counters of a slot range with every value intact (prints the rate)', async () => {
     const slots = { from: 12_000 + (parseInt(run.slice(4, 8), 16) % 2_000), count: 20 };
