@@ -7,6 +7,8 @@
  *   await startServer('redis-6379');          // back, as a replica of whoever is master now
  *   await stopServer('kafka', 'STOP');        // freeze the broker (SIGSTOP): connections hang
  *   await startServer('kafka');               // SIGCONT, waits until it answers again
+ *   await freezeServer('kafka');              // SIGSTOP sent at once (exact timing) ...
+ *   await resumeServer('kafka');              // ... SIGCONT + wait; afterAll: resumeFrozenServers()
  *
  * Server names: `redis-<port>` (6379..), `sentinel-<port>` (26379..26381), `mariadb-primary`,
  * `mariadb-replica`, `kafka`, `etcd`, `kube-apiserver` (API clients: ./kube.ts), `jaeger`. Every function
@@ -150,6 +152,33 @@ export async function serverPid(name: string): Promise<number | null> {
   if (r.code !== 0) return null;
   const pid = Number(r.stdout.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+const frozenByThisProcess = new Map<string, number>();
+
+/**
+ * Freezes a running server with SIGSTOP right now (its port stays open, requests hang): sent
+ * directly rather than through hack/stack.sh, so a test knows the moment to the millisecond.
+ * Undo with {@link resumeServer} in `finally`, and call {@link resumeFrozenServers} in `afterAll`.
+ */
+export async function freezeServer(name: string): Promise<void> {
+  const pid = await serverPid(name);
+  if (pid === null) throw new Error(`${name} is not running; start it with hack/stack.sh up`);
+  process.kill(pid, 'SIGSTOP');
+  frozenByThisProcess.set(name, pid);
+}
+
+/** SIGCONT to a server {@link freezeServer} froze, then waits until it is ready ({@link startServer}). */
+export async function resumeServer(name: string): Promise<void> {
+  const pid = frozenByThisProcess.get(name);
+  frozenByThisProcess.delete(name);
+  if (pid !== undefined) process.kill(pid, 'SIGCONT');
+  await startServer(name);
+}
+
+/** Resumes every server this process froze and did not resume yet (for `afterAll`). */
+export async function resumeFrozenServers(): Promise<void> {
+  for (const name of [...frozenByThisProcess.keys()]) await resumeServer(name);
 }
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadKubeConfig, operatorKubeconfigPath } from '../../../hack/testing/kube.js';
-import { serverPid, startServer } from '../../../hack/testing/stack-control.js';
+import { freezeServer, resumeFrozenServers, resumeServer } from '../../../hack/testing/stack-control.js';
 import { LeaderElector } from '../src/kube/leader-election.js';
 import {
   counterShardBody,
@@ -30,20 +30,12 @@ const leaseName = `le-frozen-${runId}`;
 const processLeaseName = `le-frozen-process-${runId}`;
 const operators: OperatorProcess[] = [];
 let k: KubeClients;
-let frozenPid: number | undefined;
-
-async function resume(): Promise<void> {
-  if (frozenPid === undefined) return;
-  process.kill(frozenPid, 'SIGCONT');
-  frozenPid = undefined;
-  await startServer('kube-apiserver');
-}
 
 beforeAll(async () => {
   k = await kubeClients();
 });
 afterAll(async () => {
-  await resume();
+  await resumeFrozenServers();
   await Promise.all(operators.map((o) => o.stop()));
   if (k !== undefined) await deleteCounterShard(k, 'default', `frozen-${runId}`);
   for (const name of [leaseName, processLeaseName])
@@ -106,11 +98,8 @@ describe('leader election while the API server hangs', () => {
       const lease = await k.leases.readNamespacedLease({ namespace, name: leaseName });
       expect(lease.spec?.holderIdentity).toBe('leader-under-test');
 
-      const pid = await serverPid('kube-apiserver');
-      if (pid === null) throw new Error('kube-apiserver is not running; start it with hack/stack.sh up');
+      await freezeServer('kube-apiserver');
       const frozeAt = Date.now();
-      process.kill(pid, 'SIGSTOP');
-      frozenPid = pid;
       await waitFor(() => abortedAt, 15_000, 'the leader to step down', 20);
       const afterFreeze = (abortedAt as number) - frozeAt;
       console.info(`[leader-election] API server frozen: the leader stepped down after ${afterFreeze} ms`);
@@ -123,7 +112,7 @@ describe('leader election while the API server hangs', () => {
       expect(elector.leader).toBe(false);
     } finally {
       elector.stop();
-      await resume();
+      await resumeServer('kube-apiserver');
       await campaign;
     }
   }, 90_000);
@@ -153,11 +142,8 @@ describe('the operator process while the API server hangs', () => {
       'the CounterShard to be Stable',
     );
     await sleep(1_500);
-    const pid = await serverPid('kube-apiserver');
-    if (pid === null) throw new Error('kube-apiserver is not running; start it with hack/stack.sh up');
+    await freezeServer('kube-apiserver');
     const frozeAt = Date.now();
-    process.kill(pid, 'SIGSTOP');
-    frozenPid = pid;
     // The helpers' renew deadline is 3 s and this process's API calls give up after 1 s.
     const code = await Promise.race([leader.exited, sleep(15_000).then(() => 'still running' as const)]);
     const exitedAfter = Date.now() - frozeAt;
@@ -168,7 +154,7 @@ describe('the operator process while the API server hangs', () => {
     expect(exitedAfter).toBeLessThanOrEqual(3_000 + 1_000 + 1_500);
     expect(leader.output.join('')).toContain('leadership lost; exiting so a fresh process campaigns again');
 
-    await resume();
+    await resumeServer('kube-apiserver');
     const next = await start(`frozen-b-${runId}`);
     await waitFor(
       async () => (await next.metric('hyperscale_operator_leader')) === 1,

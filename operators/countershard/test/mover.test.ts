@@ -12,7 +12,12 @@ import { moveKeys, partialMarker } from '../src/migration/keys.js';
 import { cleanupMovedSlots, moveMigratingSlots } from '../src/migration/mover.js';
 import { TAKE_COUNTER, MERGE_COUNTER } from '../src/migration/scripts.js';
 import { Throttle } from '../src/migration/throttle.js';
-import { currentRedisMaster, serverPid, startServer } from '../../../hack/testing/stack-control.js';
+import {
+  currentRedisMaster,
+  freezeServer,
+  resumeFrozenServers,
+  resumeServer,
+} from '../../../hack/testing/stack-control.js';
 import { SENTINELS } from './helpers.js';
 
 const logger = pino({ level: 'silent' });
@@ -45,6 +50,7 @@ describe('mover (real Redis shard groups)', () => {
   });
 
   afterAll(async () => {
+    await resumeFrozenServers();
     for (const redis of [old, next]) {
       for (const pattern of [`*{${SLOT_A}}*`, `*{${SLOT_B}}*`]) {
         let cursor = '0';
@@ -254,8 +260,6 @@ describe('mover (real Redis shard groups)', () => {
     await Promise.all([...impatient.values()].map((r) => waitForRedisReady(r, 10_000)));
     const master = await currentRedisMaster('shard-1');
     const name = `redis-${master.port}`;
-    const pid = await serverPid(name);
-    if (pid === null) throw new Error(`${name} is not running; start it with hack/stack.sh up`);
     let first: unknown;
     try {
       const pass = moveMigratingSlots(range, { ...options(), clients: impatient }).then(
@@ -263,13 +267,12 @@ describe('mover (real Redis shard groups)', () => {
         (err: unknown) => err,
       );
       await new Promise((resolve) => setTimeout(resolve, 200));
-      process.kill(pid, 'SIGSTOP');
+      await freezeServer(name);
       try {
         // Shorter than Sentinel's down-after (1.5 s): the same master resumes.
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       } finally {
-        process.kill(pid, 'SIGCONT');
-        await startServer(name);
+        await resumeServer(name);
       }
       first = await pass;
     } finally {

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { KafkaUnavailableError, type ProduceRecord, type SendResult } from '@hyperscale/platform';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isHealthy, serverPid, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import {
+  freezeServer,
+  isHealthy,
+  resumeFrozenServers,
+  resumeServer,
+  startServer,
+  stopServer,
+} from '../../../hack/testing/stack-control.js';
 import { CounterStore, type EventSink } from '../src/counter-store.js';
 import { mysqlApplyDelta } from '../src/mysql-counters.js';
 import {
@@ -21,10 +28,8 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await createTestContext('kafka-outage', { store: { kafkaTimeoutMs: 2_500 } });
 });
-let frozenBroker: number | undefined;
-
 afterAll(async () => {
-  if (frozenBroker !== undefined) process.kill(frozenBroker, 'SIGCONT');
+  await resumeFrozenServers();
   if (!(await isHealthy('kafka'))) await startServer('kafka');
   await ctx?.close();
 });
@@ -196,11 +201,8 @@ describe('Kafka outage', () => {
     };
     for (const name of names) for (let i = 0; i < 3; i += 1) await inc(name);
     slowest = 0;
-    const pid = await serverPid('kafka');
-    if (pid === null) throw new Error('kafka is not running; start it with hack/stack.sh up');
+    await freezeServer('kafka');
     try {
-      process.kill(pid, 'SIGSTOP');
-      frozenBroker = pid;
       // The broker's port stays open: the produce requests in flight hang, and are appended when
       // it resumes, after the pod gave up on them (kafkaTimeoutMs 2.5 s).
       await Promise.all(
@@ -209,9 +211,7 @@ describe('Kafka outage', () => {
         }),
       );
     } finally {
-      process.kill(pid, 'SIGCONT');
-      frozenBroker = undefined;
-      await startServer('kafka');
+      await resumeServer('kafka');
     }
     const outcomes = [...unknown.values()].reduce((a, b) => a + b, 0);
     console.info(

@@ -13,7 +13,7 @@ import {
   makeKubeApi,
   requireKubeApiServer,
 } from '../../../hack/testing/kube.js';
-import { serverPid, startServer } from '../../../hack/testing/stack-control.js';
+import { freezeServer, resumeFrozenServers, resumeServer } from '../../../hack/testing/stack-control.js';
 import { configMapLoader } from '../src/slot-map-configmap.js';
 import type { SlotMapDocument } from '../src/slot-map.js';
 import { SlotMapSource } from '../src/slot-map-source.js';
@@ -24,7 +24,6 @@ const name = `slotmap-${randomBytes(4).toString('hex')}`;
 const READ_TIMEOUT_MS = 500;
 let ctx: TestContext;
 let core: CoreV1Api;
-let frozenPid: number | undefined;
 
 const doc = (epoch: number): SlotMapDocument => ({
   epoch,
@@ -44,13 +43,6 @@ async function writeMap(epoch: number): Promise<void> {
   else await core.replaceNamespacedConfigMap({ namespace, name, body });
 }
 
-async function resume(): Promise<void> {
-  if (frozenPid === undefined) return;
-  process.kill(frozenPid, 'SIGCONT');
-  frozenPid = undefined;
-  await startServer('kube-apiserver');
-}
-
 async function reloadFailures(registry: Registry): Promise<number> {
   const metric = await registry.getSingleMetric('hyperscale_counter_slotmap_reload_failures_total')?.get();
   return metric?.values[0]?.value ?? 0;
@@ -63,7 +55,7 @@ beforeAll(async () => {
   ctx = await createTestContext('slotmap-cm');
 });
 afterAll(async () => {
-  await resume();
+  await resumeFrozenServers();
   await core?.deleteNamespacedConfigMap({ namespace, name }).catch(() => undefined);
   await Promise.all((ctx?.shards ?? []).map((s) => s.redis.del(doc(0).acksKey ?? '')));
   await ctx?.close();
@@ -92,10 +84,7 @@ describe('slot map from a ConfigMap while the API server hangs', () => {
       expect(source.current()?.epoch).toBe(1);
       expect(await reloadFailures(registry)).toBe(0);
 
-      const pid = await serverPid('kube-apiserver');
-      if (pid === null) throw new Error('kube-apiserver is not running; start it with hack/stack.sh up');
-      process.kill(pid, 'SIGSTOP');
-      frozenPid = pid;
+      await freezeServer('kube-apiserver');
       for (let read = 0; read < 2; read += 1) {
         const started = Date.now();
         await source.check();
@@ -108,13 +97,13 @@ describe('slot map from a ConfigMap while the API server hangs', () => {
       // Counted once per outage, not once per poll.
       expect(await reloadFailures(registry)).toBe(1);
 
-      await resume();
+      await resumeServer('kube-apiserver');
       await writeMap(2);
       await source.check();
       expect(source.current()?.epoch).toBe(2);
     } finally {
       await source.close();
-      await resume();
+      await resumeServer('kube-apiserver');
     }
   }, 90_000);
 });

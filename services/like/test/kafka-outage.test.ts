@@ -5,7 +5,14 @@
  * Redis equals MySQL. The broker is restarted in `finally`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isHealthy, serverPid, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import {
+  freezeServer,
+  isHealthy,
+  resumeFrozenServers,
+  resumeServer,
+  startServer,
+  stopServer,
+} from '../../../hack/testing/stack-control.js';
 import { createTestContext, metricValue, sleep, type Child, type TestContext } from './helpers.js';
 
 let ctx: TestContext;
@@ -16,10 +23,8 @@ beforeAll(async () => {
   writer = await ctx.startWriter();
 });
 
-let frozenBroker: number | undefined;
-
 afterAll(async () => {
-  if (frozenBroker !== undefined) process.kill(frozenBroker, 'SIGCONT');
+  await resumeFrozenServers();
   if (!(await isHealthy('kafka'))) await startServer('kafka');
   await writer?.stop();
   await ctx?.close();
@@ -160,11 +165,8 @@ describe('Kafka outage', () => {
     await ctx.waitDrained();
     const lastAcknowledged = new Map<string, boolean>([['fz0', true]]);
     const answers: string[] = [];
-    const pid = await serverPid('kafka');
-    if (pid === null) throw new Error('kafka is not running; start it with hack/stack.sh up');
+    await freezeServer('kafka');
     try {
-      process.kill(pid, 'SIGSTOP');
-      frozenBroker = pid;
       // Likes whose sends hang until the pod gives up on them (kafkaTimeoutMs); the broker still
       // holds them and appends them when it resumes.
       await Promise.all(
@@ -181,9 +183,7 @@ describe('Kafka outage', () => {
         if (res.statusCode === 200) lastAcknowledged.set(user, false);
       }
     } finally {
-      process.kill(pid, 'SIGCONT');
-      frozenBroker = undefined;
-      await startServer('kafka');
+      await resumeServer('kafka');
     }
     console.info(`[kafka-frozen] ${answers.join(', ')}`);
     if (writer?.exited()) writer = await ctx.startWriter();

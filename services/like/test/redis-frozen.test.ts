@@ -8,30 +8,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   currentRedisMaster,
   failbackRedis,
-  serverPid,
-  startServer,
+  freezeServer,
+  resumeFrozenServers,
+  resumeServer,
 } from '../../../hack/testing/stack-control.js';
 import { shardIndexOf } from '../src/keys.js';
 import { createTestContext, sleep, waitFor, type Child, type TestContext } from './helpers.js';
 
 let ctx: TestContext;
 let writer: Child | undefined;
-let frozen: { pid: number; name: string } | undefined;
-
-async function resume(): Promise<void> {
-  if (frozen === undefined) return;
-  process.kill(frozen.pid, 'SIGCONT');
-  const { name } = frozen;
-  frozen = undefined;
-  await startServer(name);
-}
-
 beforeAll(async () => {
   ctx = await createTestContext('redis-frozen');
   writer = await ctx.startWriter();
 });
 afterAll(async () => {
-  await resume();
+  await resumeFrozenServers();
   await failbackRedis().catch(() => undefined);
   await writer?.stop();
   await ctx?.close();
@@ -77,15 +68,12 @@ describe('a Redis shard master frozen under load, then resumed', () => {
     const master = await currentRedisMaster('shard-0');
     const name = `redis-${master.port}`;
     await sleep(1_000);
-    const pid = await serverPid(name);
-    if (pid === null) throw new Error(`${name} is not running; start it with hack/stack.sh up`);
+    await freezeServer(name);
     try {
-      process.kill(pid, 'SIGSTOP');
-      frozen = { pid, name };
       // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
       await sleep(1_200);
     } finally {
-      await resume();
+      await resumeServer(name);
     }
     await sleep(3_000);
     running = false;

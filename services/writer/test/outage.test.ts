@@ -6,7 +6,14 @@
  */
 import { createMysqlPools, Registry, type LikeEvent } from '@hyperscale/platform';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isHealthy, serverPid, startServer, stopServer } from '../../../hack/testing/stack-control.js';
+import {
+  freezeServer,
+  isHealthy,
+  resumeFrozenServers,
+  resumeServer,
+  startServer,
+  stopServer,
+} from '../../../hack/testing/stack-control.js';
 import { likesHandler } from '../src/handlers/likes.js';
 import { runPipeline } from '../src/pipeline.js';
 import {
@@ -27,9 +34,8 @@ import {
 } from './helpers.js';
 
 const beds: TestBed[] = [];
-let frozenBroker: number | undefined;
 afterAll(async () => {
-  if (frozenBroker !== undefined) process.kill(frozenBroker, 'SIGCONT');
+  await resumeFrozenServers();
   if (!(await isHealthy('kafka'))) await startServer('kafka');
   if (!(await isHealthy('mariadb-primary'))) await startServer('mariadb-primary');
   for (const bed of beds) await bed.cleanup();
@@ -208,17 +214,12 @@ describe('writer during a MySQL primary or Kafka broker outage', () => {
       expect(
         await waitFor(async () => (await appliedCount(bed.pool, groupId, bed.topic)) > 500n, 30_000),
       ).toBe(true);
-      const pid = await serverPid('kafka');
-      if (pid === null) throw new Error('kafka is not running; start it with hack/stack.sh up');
-      process.kill(pid, 'SIGSTOP');
-      frozenBroker = pid;
+      await freezeServer('kafka');
       try {
         appliedAtFreeze = await appliedCount(bed.pool, groupId, bed.topic);
         await sleep(sessionTimeoutMs + 2_000);
       } finally {
-        process.kill(pid, 'SIGCONT');
-        frozenBroker = undefined;
-        await startServer('kafka');
+        await resumeServer('kafka');
       }
       await produce(bed.kafka, bed.topic, events.slice(10_000).map(asMessage));
       expect(await waitFor(() => drained(bed.pool, bed.kafka, groupId, bed.topic), 120_000)).toBe(true);
