@@ -176,6 +176,22 @@ export async function resumeServer(name: string): Promise<void> {
   await startServer(name);
 }
 
+/**
+ * Freezes the current master of a Redis shard group for `ms`, then resumes it and waits until it
+ * is ready. Below Sentinel's down-after (1.5 s here) the same server stays master: what it
+ * received while frozen runs when it resumes, after the clients gave up on it. Returns its port.
+ */
+export async function freezeRedisMaster(shard: string, ms: number): Promise<number> {
+  const { port } = await currentRedisMaster(shard);
+  await freezeServer(`redis-${port}`);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  } finally {
+    await resumeServer(`redis-${port}`);
+  }
+  return port;
+}
+
 /** Resumes every server this process froze and did not resume yet (for `afterAll`). */
 export async function resumeFrozenServers(): Promise<void> {
   for (const name of [...frozenByThisProcess.keys()]) await resumeServer(name);

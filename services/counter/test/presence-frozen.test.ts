@@ -5,11 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  currentRedisMaster,
   failbackRedis,
-  freezeServer,
+  freezeRedisMaster,
   resumeFrozenServers,
-  resumeServer,
 } from '../../../hack/testing/stack-control.js';
 import { createTestContext, ownerOf, sleep, waitFor, type TestContext } from './helpers.js';
 
@@ -52,16 +50,9 @@ describe('presence when the room shard is frozen, then resumed', () => {
         }
       }),
     );
-    const master = await currentRedisMaster(ownerOf(ctx, room));
-    const server = `redis-${master.port}`;
     await sleep(1_000);
-    await freezeServer(server);
-    try {
-      // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
-      await sleep(1_200);
-    } finally {
-      await resumeServer(server);
-    }
+    // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
+    await freezeRedisMaster(ownerOf(ctx, room), 1_200);
     await sleep(2_000);
     running = false;
     await load;

@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   currentRedisMaster,
   failbackRedis,
-  freezeServer,
+  freezeRedisMaster,
   resumeFrozenServers,
-  resumeServer,
 } from '../../../hack/testing/stack-control.js';
 import { createTestContext, ownerOf, sleep, waitFor, type TestContext } from './helpers.js';
 
@@ -52,20 +51,13 @@ describe('a shard master frozen under load, then resumed', () => {
         }
       }),
     );
-    const master = await currentRedisMaster('shard-0');
-    const name = `redis-${master.port}`;
     await sleep(1_000);
-    await freezeServer(name);
-    try {
-      // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
-      await sleep(1_200);
-    } finally {
-      await resumeServer(name);
-    }
+    // Longer than the pods' commandTimeout (500 ms), about Sentinel's down-after (1.5 s).
+    const frozenPort = await freezeRedisMaster('shard-0', 1_200);
     await sleep(3_000);
     running = false;
     await load;
-    const failedOver = (await currentRedisMaster('shard-0')).port !== master.port;
+    const failedOver = (await currentRedisMaster('shard-0')).port !== frozenPort;
     console.info(
       `[redis-frozen] statuses: ${JSON.stringify(Object.fromEntries(statuses))}; slowest ${slowest} ms; ` +
         `failover: ${failedOver}`,
