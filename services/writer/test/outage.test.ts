@@ -4,7 +4,7 @@
  * seconds, then resumed (always, in finally). Nothing may be dead-lettered, everything must be
  * applied exactly once after it returns. The same for the Kafka broker frozen mid-stream.
  */
-import { createMysqlPools, Registry, type LikeEvent } from '@hyperscale/platform';
+import { createMysqlPools, Registry, type LikeEvent, type MysqlPool } from '@hyperscale/platform';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   freezeServer,
@@ -41,32 +41,55 @@ afterAll(async () => {
   for (const bed of beds) await bed.cleanup();
 });
 
+/** The pipeline's own pool with short deadlines, as in production config. */
+function shortDeadlinePools(bed: TestBed) {
+  return createMysqlPools({
+    primaryUrl: bed.url,
+    connectionLimit: 5,
+    connectTimeoutMs: 1000,
+    queryTimeoutMs: 1000,
+  });
+}
+
+/** Options of a likes pipeline on `bed` that retries transient failures quickly. */
+function pipelineOptions(
+  bed: TestBed,
+  pool: MysqlPool,
+  groupId: string,
+  partitions: number,
+  sessionTimeoutMs = 10_000,
+) {
+  return {
+    kafka: bed.kafka,
+    pool,
+    groupId,
+    handlers: [likesHandler({ topic: bed.topic })],
+    logger,
+    batch: { maxMessages: 200, maxWaitMs: 50, partitionsConcurrently: partitions },
+    retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
+    transientPauseMs: 500,
+    sessionTimeoutMs,
+    heartbeatIntervalMs: 1000,
+  };
+}
+
+/** MySQL holds exactly the state the events lead to. */
+async function expectExactState(bed: TestBed, events: readonly LikeEvent[]): Promise<void> {
+  const state = await actualState(bed.pool);
+  const expected = expectedState(events);
+  expect(state.invariantViolations).toEqual([]);
+  expect(state.counts).toEqual(expected.counts);
+  expect(state.likes).toEqual(expected.likes);
+}
+
 describe('writer during a MySQL primary or Kafka broker outage', () => {
   it('(e) primary frozen (SIGSTOP) for 6 s: nothing dead-lettered, everything applied once after it returns', async () => {
     const bed = await createTestBed('outage', 3);
     beds.push(bed);
     const groupId = bed.groupId('e');
-    // The pipeline's own pool with short deadlines, as in production config.
-    const pools = createMysqlPools({
-      primaryUrl: bed.url,
-      connectionLimit: 5,
-      connectTimeoutMs: 1000,
-      queryTimeoutMs: 1000,
-    });
+    const pools = shortDeadlinePools(bed);
     const registry = new Registry();
-    const pipeline = await runPipeline({
-      kafka: bed.kafka,
-      pool: pools.primary,
-      groupId,
-      handlers: [likesHandler({ topic: bed.topic })],
-      logger,
-      registry,
-      batch: { maxMessages: 200, maxWaitMs: 50, partitionsConcurrently: 3 },
-      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
-      transientPauseMs: 500,
-      sessionTimeoutMs: 10_000,
-      heartbeatIntervalMs: 1000,
-    });
+    const pipeline = await runPipeline({ ...pipelineOptions(bed, pools.primary, groupId, 3), registry });
     const events: LikeEvent[] = randomEvents(9000, 60, 80, 21);
     const before = events.slice(0, 3000);
     const during = events.slice(3000, 6000);
@@ -106,35 +129,15 @@ describe('writer during a MySQL primary or Kafka broker outage', () => {
     expect(deadLetters).toBe(0);
     expect(dlqEnd).toBe(0n);
     expect(await appliedCount(bed.pool, groupId, bed.topic)).toBe(BigInt(events.length));
-    const state = await actualState(bed.pool);
-    const expected = expectedState(events);
-    expect(state.invariantViolations).toEqual([]);
-    expect(state.counts).toEqual(expected.counts);
-    expect(state.likes).toEqual(expected.likes);
+    await expectExactState(bed, events);
   }, 180_000);
 
   it('(e2) a writer that joins while the primary is frozen cannot read its stored offsets: it delivers nothing until MySQL returns, then resumes from them', async () => {
     const bed = await createTestBed('outage-join', 2);
     beds.push(bed);
     const groupId = bed.groupId('e2');
-    const pools = createMysqlPools({
-      primaryUrl: bed.url,
-      connectionLimit: 5,
-      connectTimeoutMs: 1000,
-      queryTimeoutMs: 1000,
-    });
-    const options = {
-      kafka: bed.kafka,
-      pool: pools.primary,
-      groupId,
-      handlers: [likesHandler({ topic: bed.topic })],
-      logger,
-      batch: { maxMessages: 200, maxWaitMs: 50, partitionsConcurrently: 2 },
-      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
-      transientPauseMs: 500,
-      sessionTimeoutMs: 10_000,
-      heartbeatIntervalMs: 1000,
-    };
+    const pools = shortDeadlinePools(bed);
+    const options = pipelineOptions(bed, pools.primary, groupId, 2);
     const events = randomEvents(4000, 30, 40, 22);
     try {
       // First writer applies half and stops; Kafka's offsets are then reset, so only MySQL knows.
@@ -174,37 +177,20 @@ describe('writer during a MySQL primary or Kafka broker outage', () => {
     } finally {
       await pools.close();
     }
-    const state = await actualState(bed.pool);
-    const expected = expectedState(events);
-    expect(state.invariantViolations).toEqual([]);
-    expect(state.counts).toEqual(expected.counts);
-    expect(state.likes).toEqual(expected.likes);
+    await expectExactState(bed, events);
   }, 180_000);
 
   it('(e3) the Kafka broker frozen (SIGSTOP) mid-stream past the session timeout: after it resumes, every event is applied exactly once', async () => {
     const bed = await createTestBed('broker-frozen', 3);
     beds.push(bed);
     const groupId = bed.groupId('e3');
-    const pools = createMysqlPools({
-      primaryUrl: bed.url,
-      connectionLimit: 5,
-      connectTimeoutMs: 1000,
-      queryTimeoutMs: 1000,
-    });
+    const pools = shortDeadlinePools(bed);
     const registry = new Registry();
     const sessionTimeoutMs = 6_000;
     const pipeline = await runPipeline({
-      kafka: bed.kafka,
-      pool: pools.primary,
-      groupId,
-      handlers: [likesHandler({ topic: bed.topic })],
-      logger,
-      registry,
+      ...pipelineOptions(bed, pools.primary, groupId, 3, sessionTimeoutMs),
       batch: { maxMessages: 100, maxWaitMs: 50, partitionsConcurrently: 3 },
-      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
-      transientPauseMs: 500,
-      sessionTimeoutMs,
-      heartbeatIntervalMs: 1000,
+      registry,
     });
     const events: LikeEvent[] = randomEvents(12_000, 60, 80, 23);
     let appliedAtFreeze = 0n;
@@ -238,10 +224,6 @@ describe('writer during a MySQL primary or Kafka broker outage', () => {
     expect(applied).toBe(events.length);
     expect(await metricValue(registry, 'hyperscale_kafka_dead_letters_total')).toBe(0);
     expect(await appliedCount(bed.pool, groupId, bed.topic)).toBe(BigInt(events.length));
-    const state = await actualState(bed.pool);
-    const expected = expectedState(events);
-    expect(state.invariantViolations).toEqual([]);
-    expect(state.counts).toEqual(expected.counts);
-    expect(state.likes).toEqual(expected.likes);
+    await expectExactState(bed, events);
   }, 240_000);
 });
