@@ -45,10 +45,9 @@ describe('MySQL primary frozen under the counter API', () => {
       }
       expect((await read(warm)).json<{ value: number }>().value).toBe(8);
 
-      // A cold counter must be warmed from MySQL behind the writer: the barrier gives up at
-      // warmWaitMs (2 s); the read on the primary then fails at the pool's limit, 3 s for a
-      // statement on an open connection or 5 s to open one (which one depends on the pool's state:
-      // 3.0 s and 7.0 s were both measured).
+      // A cold counter must be warmed from MySQL behind the writer. Bounded by the barrier's
+      // warmWaitMs (2 s) plus the pool's longest limit, 5 s to open a connection (3 s for a
+      // statement on an open one); 3.0 s and 7.0 s were both measured, with the pool in either state.
       const started = Date.now();
       const res = await read(cold);
       const elapsed = Date.now() - started;
