@@ -276,9 +276,13 @@ describe('Sentinel failover of shard-1', () => {
       }
       return log;
     };
+    // Cached reads must follow the switch too: the demoted primary stays up and keeps answering reads.
+    const tracked = withoutDetector.openTrackedReader({ maxStalenessMs: 2_000 });
     try {
       await Promise.all([...events.keys()].map((c) => c.waitUntilReady(10_000)));
       await Promise.all([...events.keys()].map((c) => c.waitUntilWatching(10_000)));
+      await waitUntil('tracked reads live', 10_000, () => Promise.resolve(tracked.live()));
+      const trackedEpoch = tracked.epoch;
       const before = await currentRedisMaster(SHARD);
       const t0 = performance.now();
       const logs = Promise.all([writer(withDetector, t0), writer(withoutDetector, t0)]);
@@ -289,6 +293,12 @@ describe('Sentinel failover of shard-1', () => {
         return (await currentRedisMaster(SHARD)).port !== before.port;
       });
       const after = await currentRedisMaster(SHARD);
+      // The tracked reads start over at the announcement, not when Sentinel demotes the old primary
+      // (~10 s later, by killing its clients): until then it would answer them from the old data.
+      await waitUntil('tracked reads live on the new master', 3_000, () =>
+        Promise.resolve(tracked.live() && tracked.redis.stream.remotePort === after.port),
+      );
+      expect(tracked.epoch).not.toBe(trackedEpoch);
       let demotedAtMs = 0;
       await waitUntil('old master demoted to replica', 30_000, async () => {
         demotedAtMs = performance.now() - t0;

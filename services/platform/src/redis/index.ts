@@ -56,4 +56,10 @@ export {
   type RedisShardDeps,
   type RedisShardOptions,
 } from './shard-client.js';
+export {
+  TrackedReader,
+  type InvalidationListener,
+  type TrackedReaderDeps,
+  type TrackedReaderOptions,
+} from './tracked-reader.js';
 export { redisShardMetrics, type RedisShardMetrics } from './metrics.js';

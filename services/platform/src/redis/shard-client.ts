@@ -18,6 +18,7 @@ import { MasterTracker, normalizeHost, sameEndpoint, type MasterChange } from '.
 import { redisShardMetrics, type RedisShardMetrics } from './metrics.js';
 import { defineScripts, type ScriptDefinition, type ScriptInvokers } from './scripts.js';
 import { SentinelSubscriber } from './sentinel-subscriber.js';
+import { TrackedReader, type TrackedReaderOptions } from './tracked-reader.js';
 
 /** Emitted once per master change of a Sentinel-managed shard. */
 export interface MasterSwitchEvent extends MasterChange {
@@ -75,6 +76,9 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
   private readonly metrics: RedisShardMetrics;
   private readonly logger: Logger;
   private readonly backoff: (attempt: number) => number;
+  private readonly options: RedisShardOptions;
+  private readonly registry: Registry;
+  private readonly trackedReaders = new Set<TrackedReader>();
   private closing = false;
   private revivals = 0;
   private reviveTimer: NodeJS.Timeout | undefined;
@@ -82,6 +86,8 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
   constructor(options: RedisShardOptions, deps: RedisShardDeps) {
     super();
     this.shard = options.shard;
+    this.options = options;
+    this.registry = deps.registry;
     this.logger = deps.logger.child({ component: 'redis', shard: options.shard });
     this.metrics = redisShardMetrics(deps.registry, options.shard);
     this.redis = createRedisClient({
@@ -159,6 +165,21 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
     return defineScripts(this.redis, definitions, { shard: this.shard });
   }
 
+  /**
+   * A {@link TrackedReader} on this shard's master: two more connections, for reads whose replies
+   * may be cached until Redis says the keys changed. It starts over on every master switch of the
+   * shard, and `close()` closes it.
+   */
+  openTrackedReader(options: TrackedReaderOptions = {}): TrackedReader {
+    const { shard, ...clientOptions } = this.options;
+    const reader = new TrackedReader(
+      { connectionName: `${clientOptions.connectionName ?? 'hyperscale'}:tracking`, ...options },
+      { shard, clientOptions, logger: this.logger, registry: this.registry },
+    );
+    this.trackedReaders.add(reader);
+    return reader;
+  }
+
   /** {@link pingWithTimeout} on this shard; resolves with the round trip in ms. */
   ping(timeoutMs: number): Promise<number> {
     return pingWithTimeout(this.redis, timeoutMs, this.shard);
@@ -178,6 +199,7 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
     this.closing = true;
     clearTimeout(this.reviveTimer);
     this.subscriber?.close();
+    for (const reader of this.trackedReaders) reader.close();
     if (this.redis.status === 'end') return;
     const ended = once(this.redis, 'end', { signal: AbortSignal.timeout(timeoutMs) }).catch(() => undefined);
     if (this.redis.status === 'ready') {
@@ -237,6 +259,7 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
   private announce(change: MasterChange | null): void {
     if (change === null || this.masterName === undefined) return;
     if (change.detectedBy === 'sentinel') this.leave(change.from);
+    for (const reader of this.trackedReaders) reader.restart('master switch');
     this.metrics.masterSwitched();
     const event: MasterSwitchEvent = {
       ...change,
