@@ -24,6 +24,9 @@ describe('loadCounterConfig', () => {
     const settings = appSettings(config);
     expect(settings.presence.windowMs).toBe(60_000);
     expect(settings.uniques.retentionDays).toBe(400);
+    expect(settings.store.readCache).toEqual({ maxEntries: 100_000, maxStalenessMs: 2_000 });
+    const off = appSettings(loadCounterConfig({ ...base, COUNTER_READ_CACHE_ENTRIES: '0' }));
+    expect(off.store.readCache?.maxEntries).toBe(0);
   });
 
   it('names every missing or invalid variable', () => {
@@ -32,6 +35,12 @@ describe('loadCounterConfig', () => {
     expect(() => loadCounterConfig({ ...base, REDIS_MASTER_NAMES: '' })).toThrow(/REDIS_MASTER_NAMES/);
     expect(() => loadCounterConfig({ ...base, UNIQUES_RETENTION_DAYS: '0' })).toThrow(
       /UNIQUES_RETENTION_DAYS/,
+    );
+    expect(() => loadCounterConfig({ ...base, COUNTER_READ_CACHE_STALENESS_MS: '50' })).toThrow(
+      /COUNTER_READ_CACHE_STALENESS_MS/,
+    );
+    expect(() => loadCounterConfig({ ...base, COUNTER_READ_CACHE_ENTRIES: '-1' })).toThrow(
+      /COUNTER_READ_CACHE_ENTRIES/,
     );
   });
 });

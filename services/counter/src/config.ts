@@ -65,6 +65,10 @@ export const counterEnv = {
   COUNTER_WARM_WAIT_MS: millis.default(2_000),
   COUNTER_CACHE_TTL_MS: millis.default(86_400_000),
   COUNTER_DEGRADED_TTL_MS: millis.default(30_000),
+  /** Counter values kept per shard in the pod, invalidated by Redis (CLIENT TRACKING); 0 = off. */
+  COUNTER_READ_CACHE_ENTRIES: count(100_000),
+  /** The most a cached value may trail a write when Redis' invalidations stop arriving. */
+  COUNTER_READ_CACHE_STALENESS_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
   REDIS_BREAKER_FAILURES: positive(5),
   REDIS_BREAKER_HALF_OPEN_MS: millis.default(1_000),
   KAFKA_BREAKER_FAILURES: positive(3),

@@ -12,6 +12,7 @@ import {
   isDependencyUnavailable,
   isRedisClientError,
   serviceUnavailable,
+  defineScripts,
   type DependencyPolicy,
   type MysqlRouter,
   type ProduceRecord,
@@ -32,6 +33,7 @@ import {
 } from './metrics.js';
 import { IncrementCoalescer } from './increment-coalescer.js';
 import { mysqlApplyDelta, mysqlValues } from './mysql-counters.js';
+import { ShardReadCache } from './read-cache.js';
 import { MAX_DELTA } from './schemas/counters.js';
 import {
   COUNTER_SCRIPTS,
@@ -94,6 +96,12 @@ export interface CounterStoreOptions {
   maxDirty?: number;
   /** Interval of the repair loop. Default 500 ms. */
   repairIntervalMs?: number;
+  /**
+   * Pod-local cache of counter values, invalidated by Redis (`CLIENT TRACKING`; read-cache.ts):
+   * at most `maxEntries` per shard, never trailing a write by more than `maxStalenessMs` when
+   * invalidations stop arriving. Undefined: off (every read asks Redis).
+   */
+  readCache?: { maxEntries: number; maxStalenessMs: number };
 }
 
 /** What the store needs from the process. */
@@ -138,6 +146,8 @@ interface Shard {
   writes: TickBatcher<ShardWrite, ShardWriteReply>;
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
+  /** Values served without Redis while its tracking says they did not change (options.readCache). */
+  cache: { values: ShardReadCache; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS> } | undefined;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -174,7 +184,8 @@ export class CounterStore {
   private readonly barrier: WriterBarrier;
   private readonly kafkaPolicy: DependencyPolicy;
   private readonly logger: Logger;
-  private readonly options: Required<CounterStoreOptions>;
+  private readonly options: Required<Omit<CounterStoreOptions, 'readCache'>> &
+    Pick<CounterStoreOptions, 'readCache'>;
   private readonly warming = new Map<string, Promise<boolean>>();
   private readonly coalescer: IncrementCoalescer<WritePath>;
   private readonly repairTimer: NodeJS.Timeout;
@@ -191,6 +202,7 @@ export class CounterStore {
       idempotencyTtlMs: o.idempotencyTtlMs ?? 600_000,
       maxDirty: o.maxDirty ?? 100_000,
       repairIntervalMs: o.repairIntervalMs ?? 500,
+      readCache: o.readCache,
     };
     this.logger = deps.logger.child({ component: 'counter-store' });
     this.metrics = counterMetrics(deps.registry);
@@ -240,13 +252,10 @@ export class CounterStore {
           maxBatch: SCRIPT_BATCH,
           schedule: queueMicrotask,
         }),
-        reads: new TickBatcher(
-          (batch) =>
-            this.redis(shard, () =>
-              shard.scripts.ctrReadMany(batch.flatMap((keys) => [keys.value, keys.pending])),
-            ),
-          { maxBatch: SCRIPT_BATCH },
-        ),
+        reads: new TickBatcher((batch) => this.redis(shard, () => this.readMany(shard, batch)), {
+          maxBatch: SCRIPT_BATCH,
+        }),
+        cache: this.openCache(client),
         dirty: new Set(),
         invalidateAll: false,
         invalidateReason: 'repair',
@@ -258,6 +267,7 @@ export class CounterStore {
       this.detach.push(() => client.off('master-switch', onSwitch));
       // Writes went to MySQL while the breaker was open: every key of the shard is suspect.
       const sub = shard.policy.onStateChange((state) => {
+        if (state !== 'closed') shard.cache?.values.clear();
         if (state === 'open') shard.wasOpen = true;
         if (state === 'closed' && shard.wasOpen) {
           shard.wasOpen = false;
@@ -265,6 +275,10 @@ export class CounterStore {
         }
       });
       this.detach.push(() => sub.dispose());
+      if (shard.cache !== undefined) {
+        const values = shard.cache.values;
+        this.detach.push(() => values.close());
+      }
       this.shards.set(client.shard, shard);
       if (client.masterName !== undefined) this.shards.set(client.masterName, shard);
     }
@@ -462,6 +476,13 @@ export class CounterStore {
     );
     if (reply.increments.length !== incrs.length || reply.acks.length !== acks.length)
       throw new Error('ctrIncrAckMany: the reply does not match the call');
+    // Reads that ran before these writes may still be in flight on the tracked connection; an ack
+    // may have deleted a re-warmed hash. Redis reports both too, but this pod's next read must not
+    // wait for that message.
+    if (shard.cache !== undefined) {
+      for (const { keys } of incrs) shard.cache.values.forget(keys.value);
+      for (const { keys } of acks) shard.cache.values.forget(keys.value);
+    }
     let i = 0;
     let a = 0;
     return batch.map((write): ShardWriteReply =>
@@ -572,6 +593,11 @@ export class CounterStore {
         this.metrics.reads.inc({ source: 'redis' });
         return before.value + (after.cold ? 0 : after.value);
       }
+      const cached = shard.cache?.values.get(keys.value);
+      if (cached !== undefined && shard.policy.breakerState() === 'closed') {
+        this.metrics.reads.inc({ source: 'cache' });
+        return cached;
+      }
       for (let round = 0; round < 2; round += 1) {
         const reply = await this.readKey(shard, keys);
         if (!reply.cold && !reply.partial) {
@@ -589,6 +615,27 @@ export class CounterStore {
 
   private readKey(shard: Shard, keys: CounterKeys): Promise<ReadReply> {
     return shard.reads.submit(keys);
+  }
+
+  /** One `ctrReadMany` call; on the tracked connection, and through the cache, while tracking is live. */
+  private readMany(shard: Shard, batch: readonly CounterKeys[]): Promise<ReadReply[]> {
+    const keys = batch.flatMap((k) => [k.value, k.pending]);
+    const cache = shard.cache;
+    if (cache === undefined || !cache.values.tracking()) return shard.scripts.ctrReadMany(keys);
+    return cache.values.fetch(
+      batch.map((k) => k.value),
+      () => cache.scripts.ctrReadMany(keys),
+    );
+  }
+
+  private openCache(client: RedisShardClient): Shard['cache'] {
+    const options = this.options.readCache;
+    if (options === undefined || options.maxEntries === 0) return undefined;
+    const reader = client.openTrackedReader({ maxStalenessMs: options.maxStalenessMs });
+    return {
+      values: new ShardReadCache(reader, options.maxEntries),
+      scripts: defineScripts(reader.redis, COUNTER_SCRIPTS, { shard: client.shard }),
+    };
   }
 
   /**
@@ -688,6 +735,7 @@ export class CounterStore {
       const shard = this.shardFor(map, shardName);
       try {
         await this.redis(shard, () => shard.client.run((r) => r.del(keys.value, keys.pending)));
+        shard.cache?.values.forget(keys.value);
         this.metrics.invalidations.inc({ reason });
       } catch (err) {
         if (!(err instanceof RedisPathError)) throw err;
@@ -703,6 +751,7 @@ export class CounterStore {
   }
 
   private addDirty(shard: Shard, name: string): void {
+    shard.cache?.values.forget(counterKeys(name).value);
     shard.dirty.add(name);
     if (shard.dirty.size > this.options.maxDirty) {
       shard.dirty.clear();
@@ -711,6 +760,7 @@ export class CounterStore {
   }
 
   private requestInvalidation(shard: Shard, reason: InvalidationReason): void {
+    shard.cache?.values.clear();
     this.logger.warn({ shard: shard.name, reason }, 'every counter key of the shard will be made cold');
     shard.invalidateAll = true;
     shard.invalidateReason = reason;

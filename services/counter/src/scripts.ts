@@ -133,8 +133,11 @@ return 1
 
 /**
  * Read-only, for a batch of counters: KEYS are `value, pending` pairs; one reply per pair, {0} cold
- * (missing, or an expired pending entry), else {1, value, m, x}. x = '1' when a migration partial
- * lost deltas (flagged, or deleted while its marker stays): a sum of old + new would miss them.
+ * (missing, or an expired pending entry), else {1, value, m, x, idle}. x = '1' when a migration
+ * partial lost deltas (flagged, or deleted while its marker stays): a sum of old + new would miss
+ * them. idle = 1 when no increment is pending (the value holds only acknowledged deltas), which a
+ * pod-local cache requires: a pending entry that expires changes no key, so no invalidation would
+ * tell the cache that its delta never became durable.
  */
 const READ_MANY = `${NOW_MS}
 local out = {}
@@ -143,7 +146,7 @@ for i = 1, #KEYS, 2 do
   if not h[1] or redis.call('ZCOUNT', KEYS[i + 1], '-inf', now_ms) > 0 then
     out[#out + 1] = {0, redis.call('EXISTS', 'ctrt' .. string.sub(KEYS[i], 4))}
   else
-    out[#out + 1] = {1, h[1], h[2] or '0', h[3] or '0'}
+    out[#out + 1] = {1, h[1], h[2] or '0', h[3] or '0', 1 - redis.call('EXISTS', KEYS[i + 1])}
   end
 end
 return out
@@ -176,7 +179,8 @@ export type IncrReply = { kind: 'cold' } | { kind: 'done'; applied: boolean; res
  * a migrating slot's new shard the sum of old + new would miss them.
  */
 export type ReadReply =
-  { cold: true; lost: boolean } | { cold: false; value: number; partial: boolean; lost: boolean };
+  | { cold: true; lost: boolean }
+  | { cold: false; value: number; partial: boolean; lost: boolean; idle: boolean };
 
 /** The parsed result of an increment: new value of this hash, whether it is a migration partial, its gen. */
 export interface IncrResult {
@@ -248,6 +252,7 @@ function parseRead(reply: unknown): ReadReply {
     value: integer(reply[1], 'ctrReadMany.value'),
     partial: String(reply[2]) === '1',
     lost: String(reply[3]) === '1',
+    idle: String(reply[4]) === '1',
   };
 }
 

@@ -26,6 +26,10 @@ export function appSettings(config: CounterConfig): CounterAppSettings {
       warmWaitMs: config.COUNTER_WARM_WAIT_MS,
       cacheTtlMs: config.COUNTER_CACHE_TTL_MS,
       degradedTtlMs: config.COUNTER_DEGRADED_TTL_MS,
+      readCache: {
+        maxEntries: config.COUNTER_READ_CACHE_ENTRIES,
+        maxStalenessMs: config.COUNTER_READ_CACHE_STALENESS_MS,
+      },
       redisBreaker: {
         consecutiveFailures: config.REDIS_BREAKER_FAILURES,
         halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,

@@ -81,6 +81,8 @@ export function storeOptions(
     kafkaTimeoutMs: 3_500,
     kafkaBreaker: { consecutiveFailures: 3, halfOpenAfterMs: 2_000 },
     idempotencyTtlMs: 120_000,
+    // On, as in the service's defaults: every test of this package reads through the cache.
+    readCache: { maxEntries: 100_000, maxStalenessMs: 2_000 },
     ...extra,
   };
 }
@@ -91,6 +93,8 @@ export interface Child {
   output: string[];
   /** The HTTP API port (counter processes). */
   httpPort?: number;
+  /** The ops port (/metrics, /readyz). */
+  metricsPort: number;
   stop(ms?: number): Promise<number | null>;
   kill9(): Promise<void>;
 }
@@ -123,6 +127,7 @@ function spawnNode(
   const handle: Child = {
     process: child,
     output,
+    metricsPort,
     ...(httpPort === undefined ? {} : { httpPort }),
     async kill9() {
       if (exitCode === undefined) child.kill('SIGKILL');
