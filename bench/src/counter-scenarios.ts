@@ -17,6 +17,7 @@ export function counterScenarios(
   const body = JSON.stringify({ delta: 1 });
   let spread = 0;
   let read = 0;
+  let mixed = 0;
   let user = 0;
   // A counter's first access warms it from MySQL behind the writer barrier (tens of ms, once per
   // name and cache TTL). Steady state is warm: the spread scenarios read every name once first so
@@ -59,6 +60,20 @@ export function counterScenarios(
       verify: 'none',
       prepare: warmEveryName,
       next: () => ({ method: 'GET', path: `/v1/counters/${spreadName(read++)}`, headers: reader }),
+    },
+    {
+      // Reads with increments of the same names mixed in (one in ten): what the pod-local read
+      // cache does when entries are invalidated all the time. The verify reads every incremented
+      // name back through the service (cache included) and compares it with MySQL.
+      name: 'counter-read-mixed',
+      service: 'counter',
+      verify: 'counters',
+      prepare: warmEveryName,
+      next: () => {
+        const name = spreadName(Math.floor(Math.random() * SPREAD_NAMES));
+        if (++mixed % 10 !== 0) return { method: 'GET', path: `/v1/counters/${name}`, headers: reader };
+        return { method: 'POST', path: `/v1/counters/${name}/increment`, headers: writer, body, key: name };
+      },
     },
     {
       name: 'uniques-event',
