@@ -19,6 +19,7 @@ import {
   type RedisShardClient,
   type ScriptInvokers,
   type SendResult,
+  type TrackedReader,
   WriterBarrier,
   type HighWatermarkSource,
 } from '@hyperscale/platform';
@@ -147,7 +148,9 @@ interface Shard {
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
   /** Values served without Redis while its tracking says they did not change (options.readCache). */
-  cache: { values: ShardReadCache; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS> } | undefined;
+  cache:
+    | { values: ShardReadCache; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>; reader: TrackedReader }
+    | undefined;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -276,8 +279,11 @@ export class CounterStore {
       });
       this.detach.push(() => sub.dispose());
       if (shard.cache !== undefined) {
-        const values = shard.cache.values;
-        this.detach.push(() => values.close());
+        const { values, reader } = shard.cache;
+        this.detach.push(() => {
+          values.close();
+          reader.close();
+        });
       }
       this.shards.set(client.shard, shard);
       if (client.masterName !== undefined) this.shards.set(client.masterName, shard);
@@ -409,7 +415,10 @@ export class CounterStore {
     return out;
   }
 
-  /** Stops the repair loop, detaches listeners, releases barrier waiters. Idempotent. */
+  /**
+   * Stops the repair loop, detaches listeners, closes the read cache's connections, releases barrier
+   * waiters. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -635,6 +644,7 @@ export class CounterStore {
     return {
       values: new ShardReadCache(reader, options.maxEntries),
       scripts: defineScripts(reader.redis, COUNTER_SCRIPTS, { shard: client.shard }),
+      reader,
     };
   }
 

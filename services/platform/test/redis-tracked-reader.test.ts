@@ -119,6 +119,12 @@ describe('TrackedReader', () => {
         `an invalidation after the ${connection} reconnect`,
       );
     }
+    reader.close();
+    const named = async () =>
+      (String(await writer.client('LIST')).match(new RegExp(`name=${prefix}kill:`, 'g')) ?? []).length;
+    const started = Date.now();
+    while ((await named()) > 0 && Date.now() - started < 2_000) await sleep(20);
+    expect(await named()).toBe(0);
     await slow.close();
   });
 

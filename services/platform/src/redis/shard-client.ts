@@ -172,9 +172,15 @@ export class RedisShardClient extends EventEmitter<RedisShardEvents> {
    */
   openTrackedReader(options: TrackedReaderOptions = {}): TrackedReader {
     const { shard, ...clientOptions } = this.options;
-    const reader = new TrackedReader(
+    const reader: TrackedReader = new TrackedReader(
       { connectionName: `${clientOptions.connectionName ?? 'hyperscale'}:tracking`, ...options },
-      { shard, clientOptions, logger: this.logger, registry: this.registry },
+      {
+        shard,
+        clientOptions,
+        logger: this.logger,
+        registry: this.registry,
+        onClose: () => this.trackedReaders.delete(reader),
+      },
     );
     this.trackedReaders.add(reader);
     return reader;

@@ -27,6 +27,8 @@ export interface TrackedReaderDeps {
   clientOptions: RedisClientOptions;
   logger: Logger;
   registry: Registry;
+  /** Called once by close() (the shard client forgets the reader). */
+  onClose?: () => void;
 }
 
 /** Keys Redis says changed (`null`: all of them, e.g. after FLUSHALL or when tracking lapsed). */
@@ -62,6 +64,7 @@ export class TrackedReader {
   private readonly logger: Logger;
   private readonly maxStalenessMs: number;
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly onClose: (() => void) | undefined;
   private readonly listeners = new Set<InvalidationListener>();
   private readonly metrics: { up: (v: boolean) => void; keys: (n: number) => void; reset: () => void };
   private currentEpoch = 0;
@@ -78,6 +81,7 @@ export class TrackedReader {
 
   constructor(options: TrackedReaderOptions, deps: TrackedReaderDeps) {
     this.maxStalenessMs = options.maxStalenessMs ?? 2_000;
+    this.onClose = deps.onClose;
     const heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(this.maxStalenessMs / 4));
     if (heartbeatMs >= this.maxStalenessMs) {
       throw new RangeError('TrackedReader: heartbeatMs must be less than maxStalenessMs');
@@ -144,6 +148,7 @@ export class TrackedReader {
     this.redis.disconnect();
     this.subscriber.disconnect();
     this.listeners.clear();
+    this.onClose?.();
   }
 
   private connect(options: RedisClientOptions, connectionName: string, subscriber: boolean): Redis {
