@@ -20,6 +20,7 @@ import {
   type ScriptInvokers,
   type SendResult,
   type TrackedReader,
+  TrackedCache,
   WriterBarrier,
   type HighWatermarkSource,
 } from '@hyperscale/platform';
@@ -34,7 +35,7 @@ import {
 } from './metrics.js';
 import { IncrementCoalescer } from './increment-coalescer.js';
 import { mysqlApplyDelta, mysqlValues } from './mysql-counters.js';
-import { ShardReadCache } from './read-cache.js';
+import { cachedValue, counterCacheKeys } from './read-cache.js';
 import { MAX_DELTA } from './schemas/counters.js';
 import {
   COUNTER_SCRIPTS,
@@ -149,7 +150,7 @@ interface Shard {
   reads: TickBatcher<CounterKeys, ReadReply>;
   /** Values served without Redis while its tracking says they did not change (options.readCache). */
   cache:
-    | { values: ShardReadCache; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>; reader: TrackedReader }
+    | { values: TrackedCache<number>; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>; reader: TrackedReader }
     | undefined;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
@@ -634,6 +635,7 @@ export class CounterStore {
     return cache.values.fetch(
       batch.map((k) => k.value),
       () => cache.scripts.ctrReadMany(keys),
+      cachedValue,
     );
   }
 
@@ -642,7 +644,10 @@ export class CounterStore {
     if (options === undefined || options.maxEntries === 0) return undefined;
     const reader = client.openTrackedReader({ maxStalenessMs: options.maxStalenessMs });
     return {
-      values: new ShardReadCache(reader, options.maxEntries),
+      values: new TrackedCache<number>(reader, {
+        maxEntries: options.maxEntries,
+        cacheKeysOf: counterCacheKeys,
+      }),
       scripts: defineScripts(reader.redis, COUNTER_SCRIPTS, { shard: client.shard }),
       reader,
     };

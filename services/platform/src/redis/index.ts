@@ -62,4 +62,5 @@ export {
   type TrackedReaderDeps,
   type TrackedReaderOptions,
 } from './tracked-reader.js';
+export { TrackedCache, type InvalidationSource, type TrackedCacheOptions } from './tracked-cache.js';
 export { redisShardMetrics, type RedisShardMetrics } from './metrics.js';
