@@ -23,6 +23,11 @@ describe('loadLikeConfig', () => {
     expect(config.REDIS_MASTER_NAMES).toEqual(['shard-0', 'shard-1']);
     expect(config.CORS_ORIGINS).toBeUndefined();
     expect(config.LIKE_WARM_WAIT_MS).toBe(2_000);
+    expect(config.LIKE_READ_CACHE_ENTRIES).toBe(100_000);
+    expect(config.LIKE_READ_CACHE_STALENESS_MS).toBe(2_000);
+    expect(() => loadLikeConfig({ ...base, LIKE_READ_CACHE_STALENESS_MS: '99' })).toThrow(
+      /LIKE_READ_CACHE_STALENESS_MS/,
+    );
   });
 
   it('names every offending variable', () => {

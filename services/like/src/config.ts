@@ -48,6 +48,10 @@ export const likeEnv = {
   LIKE_DIRECT_WRITE_WAIT_MS: count(1_000),
   LIKE_CACHE_TTL_MS: millis.default(86_400_000),
   LIKE_DEGRADED_TTL_MS: millis.default(30_000),
+  /** Post states kept per shard in the pod, invalidated by Redis (CLIENT TRACKING); 0 = off. */
+  LIKE_READ_CACHE_ENTRIES: count(100_000),
+  /** The most a cached state may trail a write when Redis' invalidations stop arriving. */
+  LIKE_READ_CACHE_STALENESS_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
   REDIS_BREAKER_FAILURES: positive(5),
   REDIS_BREAKER_HALF_OPEN_MS: millis.default(1_000),
   KAFKA_BREAKER_FAILURES: positive(3),

@@ -22,6 +22,9 @@ import {
   type RedisShardClient,
   type ScriptInvokers,
   type SendResult,
+  type TrackedReader,
+  TrackedCache,
+  defineScripts,
 } from '@hyperscale/platform';
 import { RedisPathError, WarmUnavailableError } from './errors.js';
 import { KEY_PATTERN, postKeys, shardIndexOf, type PostKeys } from './keys.js';
@@ -34,6 +37,7 @@ import {
   type WritePath,
 } from './metrics.js';
 import { mysqlReadStates, mysqlSetLiked, mysqlSnapshot } from './mysql-likes.js';
+import { cachedPost, postCacheKeys, stateFrom, type CachedPost } from './read-cache.js';
 import { LIKE_SCRIPTS, type ApplyReply } from './scripts.js';
 
 /** A post as a caller sees it. `liked` is false when no user was given. */
@@ -87,6 +91,12 @@ export interface LikeStoreOptions {
    * pod presumably died between the Lua change and the Kafka ack). Default kafkaTimeoutMs + 2 s.
    */
   pendingMs?: number;
+  /**
+   * Pod-local cache of post states, invalidated by Redis (`CLIENT TRACKING`; read-cache.ts): at
+   * most `maxEntries` posts per shard, never trailing a write by more than `maxStalenessMs` when
+   * invalidations stop arriving. Undefined: off (every read asks Redis).
+   */
+  readCache?: { maxEntries: number; maxStalenessMs: number };
 }
 
 /** Something that sends records and resolves on the broker's acknowledgment (GroupCommitProducer). */
@@ -121,6 +131,14 @@ interface Shard {
   invalidationReason: InvalidationReason;
   invalidating: Promise<number> | null;
   onSwitch: (event: MasterSwitchEvent) => void;
+  /** Post states served without Redis while its tracking says they did not change (options.readCache). */
+  cache:
+    | {
+        values: TrackedCache<CachedPost>;
+        scripts: ScriptInvokers<typeof LIKE_SCRIPTS>;
+        reader: TrackedReader;
+      }
+    | undefined;
 }
 
 type WarmResult = Exclude<WarmOutcome, 'failed'>;
@@ -150,7 +168,8 @@ export class LikeStore {
   private readonly barrier: WriterBarrier;
   private readonly kafkaPolicy: DependencyPolicy;
   private readonly logger: Logger;
-  private readonly options: Required<LikeStoreOptions>;
+  private readonly options: Required<Omit<LikeStoreOptions, 'readCache'>> &
+    Pick<LikeStoreOptions, 'readCache'>;
   private readonly warming = new Map<string, Promise<WarmResult>>();
   private readonly repairTimer: NodeJS.Timeout;
   private closed = false;
@@ -165,6 +184,7 @@ export class LikeStore {
       maxDirtyPosts: o.maxDirtyPosts ?? 100_000,
       repairIntervalMs: o.repairIntervalMs ?? 500,
       pendingMs: o.pendingMs ?? o.kafkaTimeoutMs + 2_000,
+      readCache: o.readCache,
     };
     this.logger = deps.logger.child({ component: 'like-store' });
     this.metrics = likeMetrics(deps.registry);
@@ -212,6 +232,7 @@ export class LikeStore {
         invalidationDone: 0,
         invalidationReason: 'repair',
         invalidating: null,
+        cache: this.openCache(client),
         onSwitch: (event) => {
           this.logger.warn(
             { shard: event.shard, from: event.from, to: event.to },
@@ -219,6 +240,7 @@ export class LikeStore {
           );
           shard.invalidationRequested += 1;
           shard.invalidationReason = 'master_switch';
+          shard.cache?.values.clear();
           // The client is moving to the new master right now: give it a moment, the repair loop
           // retries anyway if this first attempt fails.
           void shard.client
@@ -229,6 +251,10 @@ export class LikeStore {
         },
       };
       client.on('master-switch', shard.onSwitch);
+      // Writes go to MySQL while the breaker is not closed: nothing cached may be served then.
+      shard.policy.onStateChange((state) => {
+        if (state !== 'closed') shard.cache?.values.clear();
+      });
       return shard;
     });
     this.repairTimer = setInterval(() => void this.repair(), this.options.repairIntervalMs);
@@ -246,6 +272,8 @@ export class LikeStore {
     let applied: Extract<ApplyReply, { cold: false }>;
     try {
       applied = await this.applyWarm(shard, userId, postId, liked, eventId);
+      // Reads that ran before this change may still be in flight on the tracked connection.
+      shard.cache?.values.forget(postId);
     } catch (err) {
       if (err instanceof RedisPathError) {
         this.metrics.fallbacks.inc({ reason: 'redis_unavailable' });
@@ -282,6 +310,7 @@ export class LikeStore {
       return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback', eventId);
     }
     await this.checkGeneration(shard, postId, applied.gen, eventId);
+    shard.cache?.values.forget(postId);
     this.countWrite(liked, 'redis', applied.changed);
     return { postId, liked, changed: applied.changed, count: applied.count, path: 'redis' };
   }
@@ -329,6 +358,7 @@ export class LikeStore {
         postIds.slice(i, i + 16).map(async (postId) => {
           const shard = this.shardOf(postId);
           await this.redis(shard, () => shard.client.redis.del(...Object.values(this.keysOf(postId))));
+          shard.cache?.values.forget(postId);
           this.metrics.invalidations.inc({ reason: 'admin' });
           return this.warm(shard, postId);
         }),
@@ -360,7 +390,11 @@ export class LikeStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.repairTimer);
-    for (const shard of this.shards) shard.client.off('master-switch', shard.onSwitch);
+    for (const shard of this.shards) {
+      shard.client.off('master-switch', shard.onSwitch);
+      shard.cache?.values.close();
+      shard.cache?.reader.close();
+    }
     this.barrier.close();
   }
 
@@ -500,6 +534,18 @@ export class LikeStore {
   private async readShard(shard: Shard, userId: string | undefined, postIds: string[]): Promise<PostState[]> {
     const fromRedis = new Map<string, PostState>();
     let missing = postIds;
+    const cache = shard.cache;
+    if (cache !== undefined && shard.policy.breakerState() === 'closed') {
+      missing = [];
+      for (const postId of postIds) {
+        const entry = cache.values.get(postId);
+        const state = entry === undefined ? undefined : stateFrom(entry, userId);
+        if (state === undefined) missing.push(postId);
+        else fromRedis.set(postId, { postId, ...state });
+      }
+      if (fromRedis.size > 0) this.metrics.reads.inc({ source: 'cache' }, fromRedis.size);
+    }
+    const fromCache = fromRedis.size;
     for (let round = 0; round < 2 && missing.length > 0; round += 1) {
       let replies;
       try {
@@ -537,18 +583,46 @@ export class LikeStore {
         for (const state of await this.mysqlRead(userId, unwarmed)) fromRedis.set(state.postId, state);
       }
     }
-    this.metrics.reads.inc({ source: 'redis' }, fromRedis.size);
+    this.metrics.reads.inc({ source: 'redis' }, fromRedis.size - fromCache);
     const rest = postIds.filter((postId) => !fromRedis.has(postId));
     if (rest.length > 0)
       for (const state of await this.mysqlRead(userId, rest)) fromRedis.set(state.postId, state);
     return postIds.map((postId) => fromRedis.get(postId) ?? { postId, count: 0, liked: false });
   }
 
-  /** All reads of one shard issued in the same tick: ioredis auto-pipelining sends them in one write. */
+  /**
+   * All reads of one shard issued in the same tick: ioredis auto-pipelining sends them in one
+   * write; on the tracked connection, and through the cache, while tracking is live.
+   */
   private pipelineRead(shard: Shard, userId: string | undefined, postIds: readonly string[]) {
+    const user = userId ?? '';
+    const cache = shard.cache;
+    if (cache === undefined || !cache.values.tracking()) {
+      return this.redis(shard, () =>
+        Promise.all(postIds.map((postId) => shard.scripts.likeRead(this.keysOf(postId), [user]))),
+      );
+    }
     return this.redis(shard, () =>
-      Promise.all(postIds.map((postId) => shard.scripts.likeRead(this.keysOf(postId), [userId ?? '']))),
+      cache.values.fetch(
+        postIds,
+        () => Promise.all(postIds.map((postId) => cache.scripts.likeRead(this.keysOf(postId), [user]))),
+        (reply, previous) => cachedPost(reply, user, previous),
+      ),
     );
+  }
+
+  private openCache(client: RedisShardClient): Shard['cache'] {
+    const options = this.options.readCache;
+    if (options === undefined || options.maxEntries === 0) return undefined;
+    const reader = client.openTrackedReader({ maxStalenessMs: options.maxStalenessMs });
+    return {
+      values: new TrackedCache<CachedPost>(reader, {
+        maxEntries: options.maxEntries,
+        cacheKeysOf: postCacheKeys,
+      }),
+      scripts: defineScripts(reader.redis, LIKE_SCRIPTS, { shard: client.shard }),
+      reader,
+    };
   }
 
   private async mysqlRead(userId: string | undefined, postIds: readonly string[]): Promise<PostState[]> {
@@ -618,6 +692,7 @@ export class LikeStore {
   private async invalidate(shard: Shard, postId: string, reason: InvalidationReason): Promise<void> {
     try {
       await this.redis(shard, () => shard.client.redis.del(...this.keysOf(postId)));
+      shard.cache?.values.forget(postId);
       this.metrics.invalidations.inc({ reason });
     } catch (err) {
       if (!(err instanceof RedisPathError)) throw err;
@@ -635,6 +710,7 @@ export class LikeStore {
   }
 
   private markDirty(shard: Shard, postId: string): void {
+    shard.cache?.values.forget(postId);
     shard.dirty.add(postId);
     if (shard.dirty.size > this.options.maxDirtyPosts) {
       shard.dirty.clear();
@@ -657,6 +733,7 @@ export class LikeStore {
       shard.invalidationReason = reason;
     }
     const epoch = shard.invalidationRequested;
+    shard.cache?.values.clear();
     const run = (async () => {
       let deleted = 0;
       let cursor = '0';

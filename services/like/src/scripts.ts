@@ -10,8 +10,11 @@ import { RedisReplyError, type ScriptDefinition } from '@hyperscale/platform';
 /** Reply of `likeApply`: the post was cold (nothing written), or the change and the new state. */
 export type ApplyReply = { cold: true } | { cold: false; changed: boolean; count: number; gen: string };
 
-/** Reply of `likeRead`: cold, or the count and (when a user was given) the user's membership. */
-export type ReadReply = { cold: true } | { cold: false; count: number; liked: boolean };
+/**
+ * Reply of `likeRead`: cold, or the count and (when a user was given) the user's membership;
+ * `idle` when no change awaits its Kafka acknowledgement (what the pod's read cache requires).
+ */
+export type ReadReply = { cold: true } | { cold: false; count: number; liked: boolean; idle: boolean };
 
 /** Reply of `likeFill`: 'filled' (this call wrote), 'aborted' (the claim was lost), 'already' warm. */
 export type FillReply = 'filled' | 'aborted' | 'already';
@@ -91,7 +94,7 @@ if n == nil or (n > 0 and redis.call('EXISTS', KEYS[1]) == 0) then return {0} en
 if redis.call('ZCOUNT', KEYS[4], '-inf', now_ms) > 0 then return {0} end
 local member = 0
 if ARGV[1] ~= '' then member = redis.call('SISMEMBER', KEYS[1], ARGV[1]) end
-return {1, n, member}
+return {1, n, member, 1 - redis.call('EXISTS', KEYS[4])}
 `;
 
 /**
@@ -178,6 +181,7 @@ export function parseRead(reply: unknown): ReadReply {
     cold: false,
     count: integer(r[1], 'likeRead.count'),
     liked: integer(r[2], 'likeRead.member') === 1,
+    idle: integer(r[3], 'likeRead.idle') === 1,
   };
 }
 

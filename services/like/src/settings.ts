@@ -22,6 +22,10 @@ export function appSettings(config: LikeConfig): LikeAppSettings {
       directWriteWaitMs: config.LIKE_DIRECT_WRITE_WAIT_MS,
       cacheTtlMs: config.LIKE_CACHE_TTL_MS,
       degradedTtlMs: config.LIKE_DEGRADED_TTL_MS,
+      readCache: {
+        maxEntries: config.LIKE_READ_CACHE_ENTRIES,
+        maxStalenessMs: config.LIKE_READ_CACHE_STALENESS_MS,
+      },
       redisBreaker: {
         consecutiveFailures: config.REDIS_BREAKER_FAILURES,
         halfOpenAfterMs: config.REDIS_BREAKER_HALF_OPEN_MS,

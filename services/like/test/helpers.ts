@@ -81,6 +81,8 @@ export function storeOptions(
     redisBreaker: { consecutiveFailures: 5, halfOpenAfterMs: 1_000 },
     kafkaTimeoutMs: 3_500,
     kafkaBreaker: { consecutiveFailures: 3, halfOpenAfterMs: 2_000 },
+    // On, as in the service's defaults: every test of this package reads through the cache.
+    readCache: { maxEntries: 100_000, maxStalenessMs: 2_000 },
     ...extra,
   };
 }
