@@ -12,15 +12,14 @@ import {
   isDependencyUnavailable,
   isRedisClientError,
   serviceUnavailable,
-  defineScripts,
   type DependencyPolicy,
   type MysqlRouter,
   type ProduceRecord,
   type RedisShardClient,
   type ScriptInvokers,
   type SendResult,
-  type TrackedReader,
-  TrackedCache,
+  openShardReadCache,
+  type ShardReadCache,
   WriterBarrier,
   type HighWatermarkSource,
 } from '@hyperscale/platform';
@@ -149,9 +148,7 @@ interface Shard {
   /** The reads of one event-loop turn, as one script call. */
   reads: TickBatcher<CounterKeys, ReadReply>;
   /** Values served without Redis while its tracking says they did not change (options.readCache). */
-  cache:
-    | { values: TrackedCache<number>; scripts: ScriptInvokers<typeof COUNTER_SCRIPTS>; reader: TrackedReader }
-    | undefined;
+  cache: ShardReadCache<number, typeof COUNTER_SCRIPTS> | undefined;
   /** Names whose keys must be deleted once the shard answers (written to MySQL while it failed). */
   dirty: Set<string>;
   invalidateAll: boolean;
@@ -259,7 +256,12 @@ export class CounterStore {
         reads: new TickBatcher((batch) => this.redis(shard, () => this.readMany(shard, batch)), {
           maxBatch: SCRIPT_BATCH,
         }),
-        cache: this.openCache(client),
+        cache: openShardReadCache<number, typeof COUNTER_SCRIPTS>(
+          client,
+          COUNTER_SCRIPTS,
+          this.options.readCache,
+          counterCacheKeys,
+        ),
         dirty: new Set(),
         invalidateAll: false,
         invalidateReason: 'repair',
@@ -279,13 +281,8 @@ export class CounterStore {
         }
       });
       this.detach.push(() => sub.dispose());
-      if (shard.cache !== undefined) {
-        const { values, reader } = shard.cache;
-        this.detach.push(() => {
-          values.close();
-          reader.close();
-        });
-      }
+      const cache = shard.cache;
+      if (cache !== undefined) this.detach.push(() => cache.close());
       this.shards.set(client.shard, shard);
       if (client.masterName !== undefined) this.shards.set(client.masterName, shard);
     }
@@ -637,20 +634,6 @@ export class CounterStore {
       () => cache.scripts.ctrReadMany(keys),
       cachedValue,
     );
-  }
-
-  private openCache(client: RedisShardClient): Shard['cache'] {
-    const options = this.options.readCache;
-    if (options === undefined || options.maxEntries === 0) return undefined;
-    const reader = client.openTrackedReader({ maxStalenessMs: options.maxStalenessMs });
-    return {
-      values: new TrackedCache<number>(reader, {
-        maxEntries: options.maxEntries,
-        cacheKeysOf: counterCacheKeys,
-      }),
-      scripts: defineScripts(reader.redis, COUNTER_SCRIPTS, { shard: client.shard }),
-      reader,
-    };
   }
 
   /**

@@ -22,9 +22,8 @@ import {
   type RedisShardClient,
   type ScriptInvokers,
   type SendResult,
-  type TrackedReader,
-  TrackedCache,
-  defineScripts,
+  openShardReadCache,
+  type ShardReadCache,
 } from '@hyperscale/platform';
 import { RedisPathError, WarmUnavailableError } from './errors.js';
 import { KEY_PATTERN, postKeys, shardIndexOf, type PostKeys } from './keys.js';
@@ -132,13 +131,7 @@ interface Shard {
   invalidating: Promise<number> | null;
   onSwitch: (event: MasterSwitchEvent) => void;
   /** Post states served without Redis while its tracking says they did not change (options.readCache). */
-  cache:
-    | {
-        values: TrackedCache<CachedPost>;
-        scripts: ScriptInvokers<typeof LIKE_SCRIPTS>;
-        reader: TrackedReader;
-      }
-    | undefined;
+  cache: ShardReadCache<CachedPost, typeof LIKE_SCRIPTS> | undefined;
 }
 
 type WarmResult = Exclude<WarmOutcome, 'failed'>;
@@ -232,7 +225,12 @@ export class LikeStore {
         invalidationDone: 0,
         invalidationReason: 'repair',
         invalidating: null,
-        cache: this.openCache(client),
+        cache: openShardReadCache<CachedPost, typeof LIKE_SCRIPTS>(
+          client,
+          LIKE_SCRIPTS,
+          this.options.readCache,
+          postCacheKeys,
+        ),
         onSwitch: (event) => {
           this.logger.warn(
             { shard: event.shard, from: event.from, to: event.to },
@@ -392,8 +390,7 @@ export class LikeStore {
     clearInterval(this.repairTimer);
     for (const shard of this.shards) {
       shard.client.off('master-switch', shard.onSwitch);
-      shard.cache?.values.close();
-      shard.cache?.reader.close();
+      shard.cache?.close();
     }
     this.barrier.close();
   }
@@ -609,20 +606,6 @@ export class LikeStore {
         (reply, previous) => cachedPost(reply, user, previous),
       ),
     );
-  }
-
-  private openCache(client: RedisShardClient): Shard['cache'] {
-    const options = this.options.readCache;
-    if (options === undefined || options.maxEntries === 0) return undefined;
-    const reader = client.openTrackedReader({ maxStalenessMs: options.maxStalenessMs });
-    return {
-      values: new TrackedCache<CachedPost>(reader, {
-        maxEntries: options.maxEntries,
-        cacheKeysOf: postCacheKeys,
-      }),
-      scripts: defineScripts(reader.redis, LIKE_SCRIPTS, { shard: client.shard }),
-      reader,
-    };
   }
 
   private async mysqlRead(userId: string | undefined, postIds: readonly string[]): Promise<PostState[]> {

@@ -62,5 +62,12 @@ export {
   type TrackedReaderDeps,
   type TrackedReaderOptions,
 } from './tracked-reader.js';
-export { TrackedCache, type InvalidationSource, type TrackedCacheOptions } from './tracked-cache.js';
+export {
+  TrackedCache,
+  openShardReadCache,
+  type InvalidationSource,
+  type ReadCacheSettings,
+  type ShardReadCache,
+  type TrackedCacheOptions,
+} from './tracked-cache.js';
 export { redisShardMetrics, type RedisShardMetrics } from './metrics.js';

@@ -1,3 +1,5 @@
+import { defineScripts, type ScriptDefinition, type ScriptInvokers } from './scripts.js';
+import type { RedisShardClient } from './shard-client.js';
 import type { TrackedReader } from './tracked-reader.js';
 
 /** What the cache needs of a {@link TrackedReader}. */
@@ -155,4 +157,45 @@ export class TrackedCache<V> {
     flight.refs -= 1;
     if (flight.refs <= 0) this.flights.delete(key);
   }
+}
+
+/** A shard's read cache with what goes with it: its reader and the scripts on the tracked connection. */
+export interface ShardReadCache<V, D extends Record<string, ScriptDefinition<unknown>>> {
+  values: TrackedCache<V>;
+  /** `definitions` on the tracked connection: send the reads whose replies may be kept with these. */
+  scripts: ScriptInvokers<D>;
+  reader: TrackedReader;
+  /** Closes the cache and the reader's two connections. */
+  close(): void;
+}
+
+/** The read cache settings a service takes from its environment. */
+export interface ReadCacheSettings {
+  /** Entries per shard; 0 = no cache. */
+  maxEntries: number;
+  maxStalenessMs: number;
+}
+
+/**
+ * Opens a read cache on `client`'s master (a {@link TrackedReader} and a {@link TrackedCache}),
+ * or nothing when `settings` is undefined or has `maxEntries` 0.
+ */
+export function openShardReadCache<V, D extends Record<string, ScriptDefinition<unknown>>>(
+  client: RedisShardClient,
+  definitions: D,
+  settings: ReadCacheSettings | undefined,
+  cacheKeysOf: (redisKey: string) => readonly string[],
+): ShardReadCache<V, D> | undefined {
+  if (settings === undefined || settings.maxEntries === 0) return undefined;
+  const reader = client.openTrackedReader({ maxStalenessMs: settings.maxStalenessMs });
+  const values = new TrackedCache<V>(reader, { maxEntries: settings.maxEntries, cacheKeysOf });
+  return {
+    values,
+    scripts: defineScripts(reader.redis, definitions, { shard: client.shard }),
+    reader,
+    close: () => {
+      values.close();
+      reader.close();
+    },
+  };
 }
