@@ -19,6 +19,7 @@ import {
   type ScriptInvokers,
   type SendResult,
   openShardReadCache,
+  type ReadCacheSettings,
   type ShardReadCache,
   WriterBarrier,
   type HighWatermarkSource,
@@ -102,7 +103,7 @@ export interface CounterStoreOptions {
    * at most `maxEntries` per shard, never trailing a write by more than `maxStalenessMs` when
    * invalidations stop arriving. Undefined: off (every read asks Redis).
    */
-  readCache?: { maxEntries: number; maxStalenessMs: number };
+  readCache?: ReadCacheSettings;
 }
 
 /** What the store needs from the process. */

@@ -23,6 +23,7 @@ import {
   type ScriptInvokers,
   type SendResult,
   openShardReadCache,
+  type ReadCacheSettings,
   type ShardReadCache,
 } from '@hyperscale/platform';
 import { RedisPathError, WarmUnavailableError } from './errors.js';
@@ -95,7 +96,7 @@ export interface LikeStoreOptions {
    * most `maxEntries` posts per shard, never trailing a write by more than `maxStalenessMs` when
    * invalidations stop arriving. Undefined: off (every read asks Redis).
    */
-  readCache?: { maxEntries: number; maxStalenessMs: number };
+  readCache?: ReadCacheSettings;
 }
 
 /** Something that sends records and resolves on the broker's acknowledgment (GroupCommitProducer). */
