@@ -1,4 +1,5 @@
 import { Redis, type Command, type RedisOptions } from 'ioredis';
+import { sendInCallerContext } from './caller-context.js';
 import type { Logger } from 'pino';
 import { isReadOnlyReply } from './errors.js';
 
@@ -173,7 +174,8 @@ export function buildRedisOptions(options: RedisClientOptions): RedisOptions {
  * - every command is bounded by `commandTimeoutMs`, every connect by `connectTimeoutMs`;
  * - while disconnected, commands fail fast (no offline queue, see {@link RedisTuning.offlineQueue});
  * - reconnects forever with capped, jittered backoff; `maxRetriesPerRequest` 1;
- * - auto-pipelining on (concurrent commands of one tick share one write);
+ * - auto-pipelining on (concurrent commands of one tick share one write), each command still sent
+ *   — and traced — in its caller's context ({@link sendInCallerContext});
  * - Sentinel: the ready check refuses a node whose role is not master, so the client never settles
  *   on a demoted primary; ioredis' `failoverDetector` is off by default (see its doc) — wrap the
  *   client in `RedisShardClient` for an immediate, safe reaction to `+switch-master`;
@@ -184,6 +186,7 @@ export function buildRedisOptions(options: RedisClientOptions): RedisOptions {
  */
 export function createRedisClient(options: RedisClientOptions): Redis {
   const client = new Redis(buildRedisOptions(options));
+  sendInCallerContext(client);
   const logger = options.logger;
   client.on('error', (err: Error) =>
     logger?.warn({ err: { message: err.message } }, 'redis connection error'),
