@@ -128,6 +128,8 @@ describe('migrate', () => {
       'unique_daily.user_id',
       'consumer_offsets.group_id',
       'consumer_offsets.topic',
+      'like_fallback_marks.post_id',
+      'like_fallback_marks.user_id',
     ];
     for (const id of ids) {
       expect(cols.get(id), id).toMatchObject({
@@ -144,6 +146,10 @@ describe('migrate', () => {
     expect(cols.get('unique_daily.day')?.COLUMN_TYPE).toBe('date');
     expect(cols.get('consumer_offsets.partition')?.COLUMN_TYPE).toBe('int(11)');
     expect(cols.get('consumer_offsets.next_offset')?.COLUMN_TYPE).toBe('bigint(20)');
+    expect(cols.get('like_fallback_marks.through_offset')).toMatchObject({
+      COLUMN_TYPE: 'bigint(20)',
+      IS_NULLABLE: 'NO',
+    });
     expect(cols.has('post_stats.updated_at') && cols.has('counters.updated_at')).toBe(true);
     expect(cols.has('replication_heartbeat.ts')).toBe(true);
 
@@ -157,6 +163,8 @@ describe('migrate', () => {
       'replication_heartbeat.PRIMARY': 'unique(id)',
       'fallback_events.PRIMARY': 'unique(event_id)',
       'fallback_events.idx_fallback_events_created': 'key(created_at)',
+      'like_fallback_marks.PRIMARY': 'unique(post_id,user_id)',
+      'like_fallback_marks.idx_like_fallback_marks_created': 'key(created_at)',
       'presence.PRIMARY': 'unique(room,user_id)',
       'presence.idx_presence_room_seen': 'key(room,last_seen)',
       'presence.idx_presence_last_seen': 'key(last_seen)',

@@ -3,8 +3,9 @@
  * mysql2 returns BIGINT as strings here), so they are compared as BigInt, never as numbers.
  */
 
-/** One decoded event and the Kafka offset it came from. */
+/** One decoded event and the Kafka partition and offset it came from. */
 export interface OffsetEvent<E> {
+  readonly partition: number;
   readonly offset: string;
   readonly event: E;
 }

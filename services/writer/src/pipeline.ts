@@ -212,7 +212,11 @@ class PartitionApplier {
     return async (batch) => {
       // Decoding first, outside any transaction: a poison message fails the call before MySQL is
       // touched, and the consumer's bisection dead-letters exactly that message.
-      const events = batch.messages.map((m) => ({ offset: m.offset, event: handler.decode(m.value) }));
+      const events = batch.messages.map((m) => ({
+        partition: batch.partition,
+        offset: m.offset,
+        event: handler.decode(m.value),
+      }));
       const stopTimer = this.metrics.applyDuration.startTimer({ topic: batch.topic });
       this.metrics.batchSize.observe({ topic: batch.topic }, events.length);
       const outcome =

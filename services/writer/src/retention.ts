@@ -4,7 +4,7 @@ import type { MysqlExecutor, Registry } from '@hyperscale/platform';
 
 /** A table whose old rows the retention loop deletes, by its time column (UTC DATETIME, indexed). */
 export interface RetentionTable {
-  table: 'fallback_events' | 'presence';
+  table: 'fallback_events' | 'like_fallback_marks' | 'presence';
   column: 'created_at' | 'last_seen';
   /** Rows whose time column is older than this (MySQL's clock) are deleted. */
   retentionMs: number;
@@ -14,6 +14,8 @@ export interface RetentionTable {
 export function retentionTables(limits: { fallbackEventsMs: number; presenceMs: number }): RetentionTable[] {
   return [
     { table: 'fallback_events', column: 'created_at', retentionMs: limits.fallbackEventsMs },
+    // A mark guards against the same late events as fallback_events, so it lives as long.
+    { table: 'like_fallback_marks', column: 'created_at', retentionMs: limits.fallbackEventsMs },
     { table: 'presence', column: 'last_seen', retentionMs: limits.presenceMs },
   ];
 }
@@ -50,7 +52,7 @@ function metricsOf(registry: Registry): RetentionMetrics {
       () =>
         new Counter({
           name: 'hyperscale_writer_retention_deleted_total',
-          help: 'Rows deleted by the retention loop (fallback_events, presence).',
+          help: 'Rows deleted by the retention loop (fallback_events, like_fallback_marks, presence).',
           labelNames: ['table'],
           registers,
         }),
@@ -80,7 +82,8 @@ function metricsOf(registry: Registry): RetentionMetrics {
 
 /**
  * Deletes rows that only matter for a while: `fallback_events` (event ids of MySQL fallbacks, so
- * the writer skips the same delta landing late in Kafka) and `presence` (fallback heartbeats).
+ * the writer skips the same delta landing late in Kafka), `like_fallback_marks` (older like events
+ * a fallback write superseded) and `presence` (fallback heartbeats).
  * Every `intervalMs`, per table: `DELETE … WHERE <time> < UTC_TIMESTAMP(6) - INTERVAL … ORDER BY
  * <time> LIMIT <batch>`, repeated until a statement deletes fewer rows than the batch. Bounded
  * batches keep locks and the binlog event of each statement small; ORDER BY over the time

@@ -1,5 +1,5 @@
 /**
- * Retention of `fallback_events` and `presence` against the real MariaDB primary: one pass deletes
+ * Retention of `fallback_events`, `like_fallback_marks` and `presence` against the real MariaDB primary: one pass deletes
  * exactly the rows older than the limits (MySQL's clock), in statements of at most the batch size;
  * a table locked by another session makes passes fail (statement timeout), which is logged and
  * counted while the other table is still served, and a later pass deletes once the lock is gone;
@@ -52,6 +52,16 @@ async function fallbackRows(ids: readonly string[], ageMs: number): Promise<void
   );
 }
 
+/** Inserts like fallback marks for (post, user) pairs stamped `ageMs` before MySQL's now. */
+async function markRows(users: readonly string[], ageMs: number): Promise<void> {
+  await bed.pool.execute(
+    `INSERT INTO like_fallback_marks (post_id, user_id, kafka_partition, through_offset, created_at)
+     SELECT 'post-1', j.u, 0, 42, UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND
+     FROM JSON_TABLE(?, '$[*]' COLUMNS (u VARCHAR(64) PATH '$')) AS j`,
+    [ageMs * 1000, JSON.stringify(users)],
+  );
+}
+
 /** Inserts presence rows (room, user) last seen `ageMs` before MySQL's now. */
 async function presenceRows(users: readonly string[], ageMs: number): Promise<void> {
   await bed.pool.execute(
@@ -70,8 +80,14 @@ async function remaining(): Promise<{ fallback: string[]; presence: string[] }> 
   return { fallback: f.map((r) => r.id), presence: p.map((r) => r.id) };
 }
 
+async function remainingMarks(): Promise<string[]> {
+  const m = await bed.pool.select<{ id: string }>('SELECT user_id AS id FROM like_fallback_marks ORDER BY 1');
+  return m.map((r) => r.id);
+}
+
 async function clear(): Promise<void> {
   await bed.pool.execute('DELETE FROM fallback_events');
+  await bed.pool.execute('DELETE FROM like_fallback_marks');
   await bed.pool.execute('DELETE FROM presence');
 }
 
@@ -105,6 +121,8 @@ describe('retention of fallback_events and presence', () => {
     await presenceRows(ids('p-edge-old', 5), HOUR + 2 * MINUTE);
     await presenceRows(ids('p-edge-new', 30), HOUR - 2 * MINUTE);
     await presenceRows(ids('p-new', 50), 10_000);
+    await markRows(ids('m-old', 1_001), 7 * DAY + 2 * MINUTE);
+    await markRows(ids('m-new', 20), 7 * DAY - 2 * MINUTE);
 
     const registry = new Registry();
     const { executor, deletes } = recording(bed.pool);
@@ -117,7 +135,13 @@ describe('retention of fallback_events and presence', () => {
         `statements ${JSON.stringify(Object.fromEntries(deletes))}`,
     );
 
-    expect(result).toEqual({ fallback_events: oldFallback.length, presence: oldPresence.length });
+    expect(result).toEqual({
+      fallback_events: oldFallback.length,
+      like_fallback_marks: 1_001,
+      presence: oldPresence.length,
+    });
+    expect(await remainingMarks()).toEqual(ids('m-new', 20).sort());
+    expect(deletes.get('like_fallback_marks')).toEqual([1000, 1]);
     const left = await remaining();
     expect(left.fallback).toEqual([...keptFallback].sort());
     expect(left.presence).toEqual([...keptPresence].sort());
@@ -132,7 +156,7 @@ describe('retention of fallback_events and presence', () => {
     ).toBe(oldPresence.length);
     expect(await metricValue(registry, 'hyperscale_writer_retention_errors_total')).toBe(0);
     // Nothing left to do: one statement per table, zero rows.
-    expect(await loop.runOnce()).toEqual({ fallback_events: 0, presence: 0 });
+    expect(await loop.runOnce()).toEqual({ fallback_events: 0, like_fallback_marks: 0, presence: 0 });
     await loop.stop();
   });
 
@@ -148,7 +172,7 @@ describe('retention of fallback_events and presence', () => {
       logger,
       registry: new Registry(),
     });
-    expect(await loop.runOnce()).toEqual({ fallback_events: 0, presence: 14 });
+    expect(await loop.runOnce()).toEqual({ fallback_events: 0, like_fallback_marks: 0, presence: 14 });
     expect(deletes.get('presence')).toEqual([7, 7, 0]);
     await loop.stop();
   });

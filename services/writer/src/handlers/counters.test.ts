@@ -3,6 +3,7 @@ import { InvalidEventError } from '@hyperscale/platform';
 import { decodeCounterDelta, sumDeltas, type CounterDeltaEvent } from './counters.js';
 
 const ev = (eventId: string, name: string, delta: number) => ({
+  partition: 0,
   offset: '0',
   event: { eventId, name, delta, at: '2026-01-01T00:00:00.000Z' } satisfies CounterDeltaEvent,
 });

@@ -1,13 +1,21 @@
 import { InvalidEventError, type LikeEvent } from '@hyperscale/platform';
 import { describe, expect, it } from 'vitest';
 import type { OffsetEvent } from '../offsets.js';
-import { collapseLikes, likeKey, planLikes, toSqlDatetime, type LikeIntent } from './like-collapse.js';
+import {
+  collapseLikes,
+  isSuperseded,
+  likeKey,
+  planLikes,
+  toSqlDatetime,
+  type FallbackMark,
+  type LikeIntent,
+} from './like-collapse.js';
 
 let seq = 0;
 function ev(offset: number, type: 'like' | 'unlike', postId: string, userId: string): OffsetEvent<LikeEvent> {
   seq += 1;
   const at = new Date(Date.UTC(2026, 0, 1, 0, 0, 0, offset)).toISOString();
-  return { offset: String(offset), event: { eventId: `e${seq}`, type, postId, userId, at } };
+  return { partition: 0, offset: String(offset), event: { eventId: `e${seq}`, type, postId, userId, at } };
 }
 const at = (offset: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, offset)).toISOString();
 
@@ -183,6 +191,33 @@ describe('collapse + plan equals applying events one by one', () => {
     for (const post of ['p0', 'p1', 'p2']) {
       expect(plan.deltas.get(post) ?? 0).toBe(countOf(expected, post) - countOf(start, post));
     }
+  });
+});
+
+describe('isSuperseded', () => {
+  const marks = new Map<string, FallbackMark>([[likeKey('p', 'u'), { partition: 0, throughOffset: '10' }]]);
+  const at = (offset: string, partition = 0, userId = 'u'): OffsetEvent<LikeEvent> => ({
+    partition,
+    offset,
+    event: { eventId: `s${offset}`, type: 'like', postId: 'p', userId, at: '2026-01-01T00:00:00.000Z' },
+  });
+
+  it("skips the pair's events up to the mark, inclusive, compared as numbers", () => {
+    expect(isSuperseded(at('9'), marks)).toBe(true);
+    expect(isSuperseded(at('10'), marks)).toBe(true);
+    expect(isSuperseded(at('11'), marks)).toBe(false);
+    expect(isSuperseded(at('100'), marks)).toBe(false); // '100' < '10…' as text
+  });
+
+  it('leaves other users and other partitions alone', () => {
+    expect(isSuperseded(at('1', 0, 'other'), marks)).toBe(false);
+    expect(isSuperseded(at('1', 1), marks)).toBe(false);
+  });
+
+  it('compares offsets beyond 2^53 exactly', () => {
+    const big = new Map([[likeKey('p', 'u'), { partition: 0, throughOffset: '9007199254740993' }]]);
+    expect(isSuperseded(at('9007199254740993'), big)).toBe(true);
+    expect(isSuperseded(at('9007199254740994'), big)).toBe(false);
   });
 });
 

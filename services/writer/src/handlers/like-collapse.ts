@@ -75,6 +75,26 @@ export function collapseLikes(events: readonly OffsetEvent<LikeEvent>[]): Collap
   return { intents, collapsed: events.length - intents.length };
 }
 
+/**
+ * A fallback write of the like service (`like_fallback_marks`): the pair's events in `partition`
+ * up to `throughOffset` are superseded by a newer request that went to MySQL directly.
+ */
+export interface FallbackMark {
+  readonly partition: number;
+  readonly throughOffset: string;
+}
+
+/**
+ * True when `marks` (by {@link likeKey}) says a fallback write superseded `e`: applied now, the
+ * older event would undo that newer request. Offsets only compare within one partition.
+ */
+export function isSuperseded(e: OffsetEvent<LikeEvent>, marks: ReadonlyMap<string, FallbackMark>): boolean {
+  const mark = marks.get(likeKey(e.event.postId, e.event.userId));
+  return (
+    mark !== undefined && mark.partition === e.partition && compareOffsets(e.offset, mark.throughOffset) <= 0
+  );
+}
+
 /** Row changes that bring MySQL from `present` to the intents. */
 export interface LikePlan {
   /** Absent pairs to like: rows to insert. */
