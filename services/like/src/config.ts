@@ -48,6 +48,8 @@ export const likeEnv = {
   LIKE_DIRECT_WRITE_WAIT_MS: count(1_000),
   LIKE_CACHE_TTL_MS: millis.default(86_400_000),
   LIKE_DEGRADED_TTL_MS: millis.default(30_000),
+  /** How long a post's newest acknowledged Kafka position stays in Redis for fallback writes. */
+  LIKE_ACKED_POSITION_TTL_MS: millis.default(86_400_000),
   /** Post states kept per shard in the pod, invalidated by Redis (CLIENT TRACKING); 0 = off. */
   LIKE_READ_CACHE_ENTRIES: count(100_000),
   /** The most a cached state may trail a write when Redis' invalidations stop arriving. */

@@ -31,6 +31,16 @@ export function postKeys(postId: string): PostKeys {
   return { users: `${tag}:users`, count: `${tag}:count`, gen: `${tag}:gen`, pending: `${tag}:pending` };
 }
 
+/**
+ * Where the post's newest acknowledged event sits in Kafka (`<partition>:<offset>`), written after
+ * each ack. A fallback write reads it to supersede the events Kafka holds and the writer has not
+ * applied yet. Not a cache of MySQL, so outside `like:*`: invalidations never delete it. Same hash
+ * tag, same slot.
+ */
+export function ackedPositionKey(postId: string): string {
+  return `likeack:{${postId}}`;
+}
+
 /** The slot of a post: crc16 of its hash tag (the post id) mod 16384, as ioredis/Redis Cluster compute it. */
 export function slotOf(postId: string): number {
   return calculateSlot(postKeys(postId).count);

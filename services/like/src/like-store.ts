@@ -27,7 +27,7 @@ import {
   type ShardReadCache,
 } from '@hyperscale/platform';
 import { RedisPathError, WarmUnavailableError } from './errors.js';
-import { KEY_PATTERN, postKeys, shardIndexOf, type PostKeys } from './keys.js';
+import { KEY_PATTERN, ackedPositionKey, postKeys, shardIndexOf, type PostKeys } from './keys.js';
 import {
   likeMetrics,
   type FallbackReason,
@@ -36,9 +36,9 @@ import {
   type WarmOutcome,
   type WritePath,
 } from './metrics.js';
-import { mysqlReadStates, mysqlSetLiked, mysqlSnapshot } from './mysql-likes.js';
+import { mysqlReadStates, mysqlSetLiked, mysqlSnapshot, type FallbackRecords } from './mysql-likes.js';
 import { cachedPost, postCacheKeys, stateFrom, type CachedPost } from './read-cache.js';
-import { LIKE_SCRIPTS, type ApplyReply } from './scripts.js';
+import { LIKE_SCRIPTS, parseAckedPosition, type AckedPosition, type ApplyReply } from './scripts.js';
 
 /** A post as a caller sees it. `liked` is false when no user was given. */
 export interface PostState {
@@ -91,6 +91,13 @@ export interface LikeStoreOptions {
    * pod presumably died between the Lua change and the Kafka ack). Default kafkaTimeoutMs + 2 s.
    */
   pendingMs?: number;
+  /**
+   * How long a post's newest acknowledged Kafka position stays in Redis (`likeack:{post}`, about
+   * 60 bytes per post written within it). A fallback write supersedes the events up to it that the
+   * writer has not applied yet; it must outlast the longest the writer may trail Kafka, a Kafka
+   * outage included. Default 24 h.
+   */
+  ackedPositionTtlMs?: number;
   /**
    * Pod-local cache of post states, invalidated by Redis (`CLIENT TRACKING`; read-cache.ts): at
    * most `maxEntries` posts per shard, never trailing a write by more than `maxStalenessMs` when
@@ -178,6 +185,7 @@ export class LikeStore {
       maxDirtyPosts: o.maxDirtyPosts ?? 100_000,
       repairIntervalMs: o.repairIntervalMs ?? 500,
       pendingMs: o.pendingMs ?? o.kafkaTimeoutMs + 2_000,
+      ackedPositionTtlMs: o.ackedPositionTtlMs ?? 86_400_000,
       readCache: o.readCache,
     };
     this.logger = deps.logger.child({ component: 'like-store' });
@@ -280,7 +288,9 @@ export class LikeStore {
       }
       if (err instanceof WarmUnavailableError) {
         this.metrics.fallbacks.inc({ reason: 'warm_unavailable' });
-        return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback');
+        return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback', {
+          supersedes: await this.ackedPosition(shard, postId),
+        });
       }
       throw err;
     }
@@ -291,8 +301,9 @@ export class LikeStore {
       postId,
       at: new Date().toISOString(),
     };
+    let ack: SendResult;
     try {
-      await this.kafkaPolicy.execute(() =>
+      ack = await this.kafkaPolicy.execute(() =>
         this.producer.send(this.options.topic, { key: postId, value: encodeLikeEvent(event) }),
       );
     } catch (err) {
@@ -305,10 +316,15 @@ export class LikeStore {
         );
       }
       // The send may still land (a broker that hung, not refused): recorded with the write, the
-      // event is skipped by the writer, so it cannot undo a later acknowledged request.
-      return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback', eventId);
+      // event is skipped by the writer, so it cannot undo a later acknowledged request. So are
+      // this user's older events of the post that Kafka acknowledged and the writer may not have
+      // applied yet (the writer cannot read Kafka either while it is down).
+      return this.mysqlWrite(shard, userId, postId, liked, 'mysql_fallback', {
+        sentEventId: eventId,
+        supersedes: await this.ackedPosition(shard, postId),
+      });
     }
-    await this.checkGeneration(shard, postId, applied.gen, eventId);
+    await this.checkGeneration(shard, postId, applied.gen, eventId, ack);
     shard.cache?.values.forget(postId);
     this.countWrite(liked, 'redis', applied.changed);
     return { postId, liked, changed: applied.changed, count: applied.count, path: 'redis' };
@@ -625,13 +641,19 @@ export class LikeStore {
     // run) or miss it (MySQL-only), either way they are no longer the truth.
     this.markDirty(shard, postId);
     try {
+      let supersedes: AckedPosition | undefined;
       if (this.options.directWriteWaitMs > 0) {
         const barrier = await this.barrier.waitForKey(postId, this.options.directWriteWaitMs);
         if (barrier.kind !== 'passed') {
           this.logger.debug({ postId, barrier: barrier.kind }, 'direct write without the writer barrier');
         }
+        // The writer has not reached what Kafka held when this request came: this user's events
+        // of the post among those are older than this write and must not be applied after it.
+        if (barrier.kind === 'timeout') {
+          supersedes = { partition: barrier.partition, offset: (BigInt(barrier.target) - 1n).toString() };
+        }
       }
-      return await this.mysqlWrite(shard, userId, postId, liked, 'mysql_direct');
+      return await this.mysqlWrite(shard, userId, postId, liked, 'mysql_direct', { supersedes });
     } finally {
       // Again once the transaction ended: Redis may have come back while it ran, the repair loop
       // deleted the keys, and a warm filled them from a snapshot taken before this commit.
@@ -645,11 +667,11 @@ export class LikeStore {
     postId: string,
     liked: boolean,
     path: Exclude<WritePath, 'redis'>,
-    sentEventId?: string,
+    records: FallbackRecords = {},
   ): Promise<WriteOutcome> {
     let result;
     try {
-      result = await mysqlSetLiked(this.router, userId, postId, liked, sentEventId);
+      result = await mysqlSetLiked(this.router, userId, postId, liked, records);
     } catch (err) {
       this.logger.warn({ err, postId, path }, 'MySQL write failed after Redis/Kafka failed');
       if (path === 'mysql_fallback') await this.invalidate(shard, postId, 'fallback');
@@ -660,15 +682,47 @@ export class LikeStore {
     return { postId, liked, changed: result.changed, count: result.count, path };
   }
 
-  private async checkGeneration(shard: Shard, postId: string, gen: string, eventId: string): Promise<void> {
+  private async checkGeneration(
+    shard: Shard,
+    postId: string,
+    gen: string,
+    eventId: string,
+    ack: SendResult,
+  ): Promise<void> {
+    const known = ack.partition !== undefined && ack.offset !== undefined;
     try {
       const same = await this.redis(shard, () =>
-        shard.scripts.likeCheckGen(this.keysOf(postId), [gen, eventId]),
+        shard.scripts.likeCheckGen(
+          [...this.keysOf(postId), ackedPositionKey(postId)],
+          [
+            gen,
+            eventId,
+            known ? String(ack.partition) : '',
+            known ? (ack.offset ?? '') : '',
+            String(this.options.ackedPositionTtlMs),
+          ],
+        ),
       );
       if (!same) this.metrics.invalidations.inc({ reason: 'generation' });
     } catch (err) {
       if (!(err instanceof RedisPathError)) throw err;
       this.markDirty(shard, postId);
+    }
+  }
+
+  /**
+   * The post's newest acknowledged Kafka position, for a fallback write to supersede the older
+   * events up to it. Undefined when Redis cannot say (then nothing is superseded).
+   */
+  private async ackedPosition(shard: Shard, postId: string): Promise<AckedPosition | undefined> {
+    try {
+      return parseAckedPosition(
+        await this.redis(shard, () => shard.client.redis.get(ackedPositionKey(postId))),
+      );
+    } catch (err) {
+      if (!(err instanceof RedisPathError)) throw err;
+      this.logger.warn({ postId }, 'acked position unknown: older events are not superseded');
+      return undefined;
     }
   }
 

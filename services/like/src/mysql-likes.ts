@@ -21,13 +21,29 @@ export interface PostSnapshot {
 
 const SNAPSHOT_PAGE = 5_000;
 
+/** What a fallback write records besides the like, so the writer skips what it supersedes. */
+export interface FallbackRecords {
+  /**
+   * The event of this request that Kafka may still append (a send that timed out): recorded in
+   * `fallback_events`, and the writer skips it when it lands.
+   */
+  sentEventId?: string;
+  /**
+   * Where the post's events stood in Kafka before this request: the user's events of the post up
+   * to there (acknowledged, maybe not applied yet) are recorded as superseded in
+   * `like_fallback_marks` (the newest position wins), and the writer skips them.
+   */
+  supersedes?: { partition: number; offset: string } | undefined;
+}
+
 /**
  * Likes or unlikes in ONE transaction on the primary, idempotently: INSERT IGNORE / DELETE on
  * `like_records` and a `post_stats` delta only when a row really changed (affectedRows), so a
- * repeat changes nothing. `sentEventId`: the event of this request that Kafka may still append (a
- * send that timed out): it is recorded in `fallback_events` in the same transaction, and the
- * writer skips it when it lands. Applied late, it would otherwise undo a request the user made
- * and had acknowledged after this one (a like that hung, then an unlike through this path).
+ * repeat changes nothing. `records` (see {@link FallbackRecords}) keep events that Kafka holds or
+ * may still append from undoing this request when the writer applies them later (a like that
+ * hung or was not applied yet, then an unlike through this path). They are written last: the
+ * writer re-checks them with locking reads at the end of its batch, and this transaction takes no
+ * other lock after them, so neither can wait on the other in a cycle.
  * The caller becomes sticky (its next reads go to the primary). Returns the new count.
  */
 export async function mysqlSetLiked(
@@ -35,12 +51,10 @@ export async function mysqlSetLiked(
   userId: string,
   postId: string,
   liked: boolean,
-  sentEventId?: string,
+  records: FallbackRecords = {},
 ): Promise<MysqlWriteResult> {
   return router.write(
     async (tx) => {
-      if (sentEventId !== undefined)
-        await tx.execute('INSERT IGNORE INTO fallback_events (event_id) VALUES (?)', [sentEventId]);
       const changed = liked
         ? (
             await tx.execute(
@@ -60,6 +74,20 @@ export async function mysqlSetLiked(
         'SELECT like_count FROM post_stats WHERE post_id = ? LOCK IN SHARE MODE',
         [postId],
       );
+      if (records.sentEventId !== undefined)
+        await tx.execute('INSERT IGNORE INTO fallback_events (event_id) VALUES (?)', [records.sentEventId]);
+      if (records.supersedes !== undefined) {
+        const { partition, offset } = records.supersedes;
+        // Assignments run left to right: through_offset must still see the old partition.
+        await tx.execute(
+          `INSERT INTO like_fallback_marks (post_id, user_id, kafka_partition, through_offset) VALUES (?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE
+             through_offset = IF(kafka_partition = VALUES(kafka_partition), GREATEST(through_offset, VALUES(through_offset)), VALUES(through_offset)),
+             kafka_partition = VALUES(kafka_partition),
+             created_at = CURRENT_TIMESTAMP(6)`,
+          [postId, userId, partition, offset],
+        );
+      }
       return { changed, count: row === undefined ? 0 : Number(row.like_count) };
     },
     { callerId: userId },

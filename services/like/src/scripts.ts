@@ -133,17 +133,46 @@ return 1
 `;
 
 /**
- * ARGV: gen, eventId. After a write's event was acknowledged: clears its pending entry; then, if
- * the keys are no longer the generation the write was applied to (a warm claimed or finished
- * since, possibly from a MySQL snapshot that misses this event), deletes them so the next access
- * re-warms behind the writer. Returns 1 when the generation still matches, 0 when it invalidated.
+ * KEYS: the post's four keys, then its acked-position key. ARGV: gen, eventId, partition, offset,
+ * positionTtlMs. After a write's event was acknowledged: records the event's Kafka position as the
+ * post's newest acknowledged one (kept when a newer one is there; offsets compared exactly as
+ * decimal strings; a new partition replaces the old, as after a repartition); clears its pending
+ * entry; then, if the keys are no longer the generation the write was applied to (a warm claimed
+ * or finished since, possibly from a MySQL snapshot that misses this event), deletes them so the
+ * next access re-warms behind the writer. Returns 1 when the generation still matches, 0 when it
+ * invalidated.
  */
 const CHECK_GEN = `
+if ARGV[4] ~= '' then
+  local current = redis.call('GET', KEYS[5])
+  local newer = true
+  if current then
+    local partition, offset = string.match(current, '^(%d+):(%d+)$')
+    if partition == ARGV[3] then
+      newer = #offset < #ARGV[4] or (#offset == #ARGV[4] and offset < ARGV[4])
+    end
+  end
+  if newer then redis.call('SET', KEYS[5], ARGV[3] .. ':' .. ARGV[4], 'PX', ARGV[5])
+  else redis.call('PEXPIRE', KEYS[5], ARGV[5]) end
+end
 redis.call('ZREM', KEYS[4], ARGV[2])
 if (redis.call('GET', KEYS[3]) or '') == ARGV[1] then return 1 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return 0
 `;
+
+/** A post's newest acknowledged Kafka position (`ackedPositionKey`), or undefined. */
+export interface AckedPosition {
+  partition: number;
+  offset: string;
+}
+
+/** Parses `<partition>:<offset>`; anything else (absent, garbled) is undefined. */
+export function parseAckedPosition(value: string | null): AckedPosition | undefined {
+  const match = value === null ? null : /^(\d+):(\d+)$/.exec(value);
+  if (match === null) return undefined;
+  return { partition: Number(match[1]), offset: match[2] as string };
+}
 
 function integer(value: unknown, what: string): number {
   const n = typeof value === 'number' ? value : Number(value);
@@ -197,5 +226,5 @@ export const LIKE_SCRIPTS = {
   likeRead: { lua: READ, numberOfKeys: 4, parse: parseRead } satisfies ScriptDefinition<ReadReply>,
   likeClaim: { lua: CLAIM, numberOfKeys: 4, parse: (r: unknown) => integer(r, 'likeClaim') === 1 },
   likeFill: { lua: FILL, numberOfKeys: 4, parse: parseFill } satisfies ScriptDefinition<FillReply>,
-  likeCheckGen: { lua: CHECK_GEN, numberOfKeys: 4, parse: (r: unknown) => integer(r, 'likeCheckGen') === 1 },
+  likeCheckGen: { lua: CHECK_GEN, numberOfKeys: 5, parse: (r: unknown) => integer(r, 'likeCheckGen') === 1 },
 } as const;

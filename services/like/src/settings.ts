@@ -22,6 +22,7 @@ export function appSettings(config: LikeConfig): LikeAppSettings {
       directWriteWaitMs: config.LIKE_DIRECT_WRITE_WAIT_MS,
       cacheTtlMs: config.LIKE_CACHE_TTL_MS,
       degradedTtlMs: config.LIKE_DEGRADED_TTL_MS,
+      ackedPositionTtlMs: config.LIKE_ACKED_POSITION_TTL_MS,
       readCache: {
         maxEntries: config.LIKE_READ_CACHE_ENTRIES,
         maxStalenessMs: config.LIKE_READ_CACHE_STALENESS_MS,

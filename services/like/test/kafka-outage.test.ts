@@ -151,6 +151,75 @@ describe('Kafka outage', () => {
     }
   });
 
+  it('a fallback write is not undone by older events Kafka acknowledged and the writer had not applied yet', async () => {
+    const post = ctx.post('order');
+    const users = ['or0', 'or1', 'or2'];
+    const headers = new Map(await Promise.all(users.map(async (u) => [u, await ctx.auth(u)] as const)));
+    const write = async (user: string, liked: boolean) => {
+      const res = await ctx.app.inject({
+        method: liked ? 'PUT' : 'DELETE',
+        url: `/v1/posts/${post}/like`,
+        headers: headers.get(user),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+    };
+    await write('or2', true);
+    await ctx.waitDrained();
+    // The writer stops: from here on Kafka acknowledges events that MySQL does not have yet.
+    await writer?.stop();
+    writer = undefined;
+    const viaRedis = () => metricValue(ctx.registry, 'hyperscale_like_writes_total', { path: 'redis' });
+    const before = await viaRedis();
+    await write('or0', true);
+    await write('or1', true);
+    await write('or1', false);
+    await write('or2', false);
+    expect(await viaRedis()).toBe(before + 4);
+
+    const viaFallback = () =>
+      metricValue(ctx.registry, 'hyperscale_like_writes_total', { path: 'mysql_fallback' });
+    const fallbacks = await viaFallback();
+    try {
+      await stopServer('kafka', 'KILL');
+      // Each user's newest request goes to MySQL directly and must be the one that stays.
+      await write('or0', false);
+      await write('or1', true);
+      await write('or2', true);
+    } finally {
+      await startServer('kafka');
+    }
+    expect(await viaFallback()).toBe(fallbacks + 3);
+    const marks = await ctx.pools.primary.select<{ user_id: string }>(
+      'SELECT user_id FROM like_fallback_marks WHERE post_id = ? ORDER BY user_id',
+      [post],
+    );
+    expect(marks.map((m) => m.user_id)).toEqual(users);
+
+    writer = await ctx.startWriter();
+    await ctx.waitDrained(90_000);
+    const expected = ['or1', 'or2'];
+    const mysql = await ctx.mysqlState(post);
+    expect(mysql).toEqual({ count: 2, rows: 2, users: expected });
+    for (const user of users) {
+      const read = await ctx.app.inject({
+        method: 'GET',
+        url: `/v1/posts/${post}/likes`,
+        headers: headers.get(user),
+      });
+      expect(read.json()).toEqual({ postId: post, count: 2, liked: expected.includes(user) });
+    }
+    expect(await ctx.redisState(post)).toEqual({ count: 2, users: expected });
+
+    // Leave the fast path closed again for the next test: a like on another post probes Kafka.
+    const probe = ctx.post('order-probe');
+    const breaker = () => metricValue(ctx.registry, 'hyperscale_breaker_state', { name: 'kafka:likes' });
+    for (let i = 0; i < 30 && (await breaker()) !== 0; i += 1) {
+      await sleep(500);
+      await ctx.app.inject({ method: 'PUT', url: `/v1/posts/${probe}/like`, headers: headers.get('or0') });
+    }
+    expect(await breaker()).toBe(0);
+  }, 120_000);
+
   it('Kafka frozen (SIGSTOP): each user ends in the state of their last acknowledged request, though sends that hung are appended when the broker resumes', async () => {
     const post = ctx.post('frozen');
     const users = ['fz0', 'fz1', 'fz2', 'fz3'];
