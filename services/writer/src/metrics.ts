@@ -68,7 +68,7 @@ export function writerMetrics(registry: Registry): WriterMetrics {
       () =>
         new Counter({
           name: 'hyperscale_writer_events_noop_total',
-          help: 'Applied events that changed no row: collapsed into a later event of the same key, or already the state in MySQL.',
+          help: 'Applied events that changed no row: collapsed into a later event of the same key, already the state in MySQL, or left out for a fallback write.',
           labelNames: ['topic', 'reason'],
           registers,
         }),

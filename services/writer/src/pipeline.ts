@@ -31,6 +31,11 @@ export interface ApplyStats {
   readonly collapsed: number;
   /** Events whose intended state MySQL already had (a repeated like, an unlike of nothing). */
   readonly unchanged: number;
+  /**
+   * Events left out because a fallback of the producing service already applied them
+   * (`fallback_events`) or wrote a newer state over them (`like_fallback_marks`).
+   */
+  readonly superseded?: number;
   /** Rows inserted, updated or deleted, all tables together. */
   readonly rowsChanged: number;
 }
@@ -391,6 +396,7 @@ class PartitionApplier {
     this.metrics.rowsChanged.inc({ topic }, outcome.stats.rowsChanged);
     this.metrics.noop.inc({ topic, reason: 'collapsed' }, outcome.stats.collapsed);
     this.metrics.noop.inc({ topic, reason: 'unchanged' }, outcome.stats.unchanged);
+    this.metrics.noop.inc({ topic, reason: 'fallback' }, outcome.stats.superseded ?? 0);
   }
 
   private async applyWithRetries(

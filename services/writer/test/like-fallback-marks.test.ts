@@ -79,7 +79,7 @@ describe('like fallback marks', () => {
         ev(10, 'like', 'post-m', 'bob'), // another user: no mark
       ]),
     );
-    expect(stats).toMatchObject({ unchanged: 2 });
+    expect(stats).toMatchObject({ superseded: 2, unchanged: 0 });
     expect(await likers('post-m')).toEqual({ users: ['bob'], count: 1 });
 
     await inBatch((conn) =>
@@ -121,7 +121,7 @@ describe('like fallback marks', () => {
 
     // Re-run (as the pipeline does): the mark is seen at once and the like is skipped.
     const stats = await inBatch((conn) => applyLikes(conn, [ev(20, 'like', 'post-r', 'dave')]));
-    expect(stats).toMatchObject({ rowsChanged: 0, unchanged: 1 });
+    expect(stats).toMatchObject({ rowsChanged: 0, superseded: 1 });
     expect(await likers('post-r')).toEqual({ users: [], count: 0 });
   });
 

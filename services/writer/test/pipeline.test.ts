@@ -185,6 +185,9 @@ describe('writer pipeline (in-process, real MariaDB + Kafka)', () => {
     expect(state3.likes.has('post-late/erin')).toBe(false);
     expect(state3.likes.has('post-late/frank')).toBe(true);
     expect(state3.counts.get('post-late')).toBe(1);
+    expect(await metricValue(registry, 'hyperscale_writer_events_noop_total', { reason: 'fallback' })).toBe(
+      1,
+    );
     await pipeline.stop();
   });
 

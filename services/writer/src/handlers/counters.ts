@@ -87,7 +87,8 @@ export async function applyCounterDeltas(
   if (sums.length > 0) await conn.execute(UPSERT, [JSON.stringify(sums)]);
   return {
     collapsed: events.length - skip.size - sums.length,
-    unchanged: skip.size,
+    unchanged: 0,
+    superseded: skip.size,
     rowsChanged: sums.length,
   };
 }

@@ -75,7 +75,7 @@ export async function applyLikes(
   if (events.length === 0) return { collapsed: 0, unchanged: 0, rowsChanged: 0 };
   const { skipped, kept } = await withoutFallbackEvents(conn, events, false);
   const { intents, collapsed } = collapseLikes(kept);
-  if (intents.length === 0) return { collapsed, unchanged: skipped, rowsChanged: 0 };
+  if (intents.length === 0) return { collapsed, unchanged: 0, superseded: skipped, rowsChanged: 0 };
   const rows = await conn.select<{ post_id: string; user_id: string }>(SELECT_PRESENT, [
     JSON.stringify(intents.map((i) => [i.postId, i.userId])),
   ]);
@@ -113,7 +113,7 @@ export async function applyLikes(
       throw new ApplyConflictError(`${late.skipped} events were taken over by a like fallback meanwhile`);
     }
   }
-  return { collapsed, unchanged: plan.unchanged + skipped, rowsChanged };
+  return { collapsed, unchanged: plan.unchanged, superseded: skipped, rowsChanged };
 }
 
 /**
