@@ -107,8 +107,14 @@ export async function applyLikes(
     await conn.execute(UPSERT_COUNTS, [JSON.stringify([...plan.deltas])]);
     rowsChanged += plan.deltas.size;
   }
-  if (rowsChanged > 0) {
-    const late = await withoutFallbackEvents(conn, kept, true);
+  // Only pairs whose rows this batch changed can be undone by it; the others' rows stay locked
+  // (SELECT_PRESENT) or untouched, so a fallback on them is ordered after this batch anyway.
+  const changed = new Set(
+    [...plan.inserts, ...plan.deletes, ...plan.refreshes].map((i) => likeKey(i.postId, i.userId)),
+  );
+  if (changed.size > 0) {
+    const applied = kept.filter((e) => changed.has(likeKey(e.event.postId, e.event.userId)));
+    const late = await withoutFallbackEvents(conn, applied, true);
     if (late.skipped > 0) {
       throw new ApplyConflictError(`${late.skipped} events were taken over by a like fallback meanwhile`);
     }
