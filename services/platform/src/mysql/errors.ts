@@ -6,8 +6,10 @@ export type MysqlPoolName = 'primary' | 'replica';
  * `acquire` (no pooled connection became free, or connecting took too long), `query` (the
  * statement, including its implicit PREPARE, got no complete answer), `admin` (a fixed,
  * unprepared statement such as COMMIT). The connection involved has been destroyed, never
- * returned to the pool, so a frozen server cannot poison later queries; the server rolls back
- * whatever the destroyed session had open.
+ * returned to the pool, so a frozen server cannot poison later queries, and its server session
+ * is killed (`KILL CONNECTION`), which aborts the statement and rolls back whatever the session
+ * had open. A statement that completed just before the kill stays done: the outcome of a timed-out
+ * write is unknown, not "not written".
  */
 export class MysqlTimeoutError extends Error {
   override readonly name = 'MysqlTimeoutError';
@@ -60,6 +62,8 @@ export const MysqlErrno = {
   serverShutdown: 1053,
   tooManyConnections: 1040,
   queryInterrupted: 1317,
+  /** ER_NO_SUCH_THREAD: KILL of a thread that has already ended. */
+  noSuchThread: 1094,
 } as const;
 
 /** Reads `errno` from a mysql2 error without trusting its shape. */

@@ -24,6 +24,7 @@ export interface MysqlMetrics {
   readonly reads: Counter<'target' | 'reason'>;
   readonly statementDuration: Histogram<'pool' | 'outcome'>;
   readonly timeouts: Counter<'pool' | 'phase'>;
+  readonly timeoutKills: Counter<'pool' | 'outcome'>;
   readonly transactions: Counter<'outcome'>;
   readonly stickyEvictions: Counter;
 }
@@ -65,6 +66,18 @@ export function mysqlMetrics(registry: Registry): MysqlMetrics {
           name: 'hyperscale_mysql_timeouts_total',
           help: 'MySQL operations abandoned at their deadline, by pool and phase (acquire|query|admin).',
           labelNames: ['pool', 'phase'] as const,
+          registers,
+        }),
+    ),
+    timeoutKills: getOrCreate(
+      registry,
+      'hyperscale_mysql_timeout_kills_total',
+      Counter,
+      (registers) =>
+        new Counter({
+          name: 'hyperscale_mysql_timeout_kills_total',
+          help: 'Server sessions of timed-out statements ended with KILL CONNECTION, by pool and outcome (killed|gone|failed|skipped).',
+          labelNames: ['pool', 'outcome'] as const,
           registers,
         }),
     ),

@@ -13,6 +13,7 @@ import { isConnectionLevelError, MysqlTimeoutError } from './errors.js';
 import type { MysqlPoolName } from './errors.js';
 import { mysqlMetrics } from './metrics.js';
 import type { MysqlMetrics } from './metrics.js';
+import { ServerThreadKiller } from './server-thread-killer.js';
 
 /**
  * A bind parameter. `undefined` is rejected by mysql2: pass `null` for SQL NULL. Integers (a
@@ -78,6 +79,7 @@ interface ConnectionContext {
   readonly queryTimeoutMs: number;
   readonly metrics: MysqlMetrics;
   readonly logger: Logger;
+  readonly killer: ServerThreadKiller;
 }
 
 type Phase = 'query' | 'admin';
@@ -86,7 +88,8 @@ type Phase = 'query' | 'admin';
  * One pooled connection checked out of a {@link MysqlPool}. Every statement has a deadline that
  * covers the implicit PREPARE as well as the EXECUTE (mysql2's own `timeout` only starts after
  * PREPARE, and leaves the timed-out command queued on the socket); when it expires the connection
- * is destroyed, not returned to the pool. Connection-level errors also mark it for destruction on
+ * is destroyed, not returned to the pool, and its session is killed on the server (see
+ * {@link ServerThreadKiller}: otherwise a statement stuck on a lock would still run later). Connection-level errors also mark it for destruction on
  * {@link release}. Always call {@link release} (in a `finally`).
  */
 export class MysqlConnection implements MysqlExecutor {
@@ -164,6 +167,14 @@ export class MysqlConnection implements MysqlExecutor {
     this.#destroyRaw();
   }
 
+  /** A statement passed its deadline: drop the socket and end the session on the server too. */
+  #abandon(): void {
+    const threadId = this.#raw.threadId;
+    const wasOpen = !this.#released;
+    this.destroy();
+    if (wasOpen) void this.#ctx.killer.kill(threadId);
+  }
+
   #destroyRaw(): void {
     try {
       this.#raw.destroy();
@@ -198,7 +209,7 @@ export class MysqlConnection implements MysqlExecutor {
         settled = true;
         this.#ctx.metrics.timeouts.inc({ pool: this.#ctx.pool, phase });
         observe('timeout');
-        this.destroy();
+        this.#abandon();
         reject(new MysqlTimeoutError(this.#ctx.pool, phase, deadline));
       }, deadline);
       let pending: Promise<[R, unknown]>;
@@ -226,7 +237,7 @@ export class MysqlConnection implements MysqlExecutor {
           if ((err as { code?: unknown }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') {
             this.#ctx.metrics.timeouts.inc({ pool: this.#ctx.pool, phase });
             observe('timeout');
-            this.destroy();
+            this.#abandon();
             reject(new MysqlTimeoutError(this.#ctx.pool, phase, deadline, { cause: err }));
             return;
           }
@@ -271,11 +282,19 @@ export class MysqlPool implements MysqlExecutor {
     this.queryTimeoutMs = options.queryTimeoutMs;
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? options.connectTimeoutMs;
     const logger = options.logger.child({ mysqlPool: options.name });
+    const metrics = mysqlMetrics(options.registry);
     this.#ctx = {
       pool: options.name,
       queryTimeoutMs: options.queryTimeoutMs,
-      metrics: mysqlMetrics(options.registry),
+      metrics,
       logger,
+      killer: new ServerThreadKiller({
+        pool: options.name,
+        url: options.url,
+        timeoutMs: options.connectTimeoutMs,
+        kills: metrics.timeoutKills,
+        logger,
+      }),
     };
     this.#raw = mysql.createPool({
       uri: options.url,
@@ -384,7 +403,10 @@ export class MysqlPool implements MysqlExecutor {
     });
     try {
       await Promise.race([
-        this.#raw.end().catch((err: unknown) => this.#ctx.logger.debug({ err }, 'mysql pool end failed')),
+        Promise.all([
+          this.#raw.end().catch((err: unknown) => this.#ctx.logger.debug({ err }, 'mysql pool end failed')),
+          this.#ctx.killer.drain(),
+        ]),
         deadline,
       ]);
     } finally {
