@@ -25,6 +25,9 @@ const db = `hs_test_${Math.random().toString(36).slice(2, 10)}`;
 const { host, port, user, password } = stack.mysql.primary;
 const urlOf = (database: string) => `mysql://${user}:${password}@${host}:${port}/${database}`;
 
+/** The deadline of the statements meant to pass it; the pool's default leaves the others room. */
+const SHORT = { timeoutMs: 300 };
+
 let admin: MysqlPools;
 let pools: MysqlPools;
 let registry: Registry;
@@ -69,7 +72,7 @@ beforeAll(async () => {
     primaryUrl: urlOf(db),
     connectionLimit: 4,
     connectTimeoutMs: 2_000,
-    queryTimeoutMs: 300,
+    queryTimeoutMs: 5_000,
     logger,
     registry,
   });
@@ -89,7 +92,11 @@ describe('a statement past its deadline', () => {
     try {
       await holder.unprepared('START TRANSACTION');
       await holder.execute(`UPDATE ${db}.t SET v = v + 1 WHERE id = 1`);
-      const write = pools.primary.execute('UPDATE t SET v = v + 10 WHERE id = 1 /* timeout-row-write */');
+      const write = pools.primary.execute(
+        'UPDATE t SET v = v + 10 WHERE id = 1 /* timeout-row-write */',
+        [],
+        SHORT,
+      );
       await expect(write).rejects.toBeInstanceOf(MysqlTimeoutError);
       const ended = await eventually(async () => (await running('timeout-row-write')) === 0, 2_000);
       expect(ended, 'the timed-out UPDATE still waits on the server').toBe(true);
@@ -115,9 +122,9 @@ describe('a statement past its deadline', () => {
       await holder.unprepared('START TRANSACTION');
       await holder.execute(`UPDATE ${db}.t SET v = v + 1 WHERE id = 3`);
       await txn.execute('UPDATE t SET v = 100 WHERE id = 1');
-      await expect(txn.execute('UPDATE t SET v = 100 WHERE id = 3 /* timeout-row */')).rejects.toBeInstanceOf(
-        MysqlTimeoutError,
-      );
+      await expect(
+        txn.execute('UPDATE t SET v = 100 WHERE id = 3 /* timeout-row */', [], SHORT),
+      ).rejects.toBeInstanceOf(MysqlTimeoutError);
       // Row 1 is free again well within InnoDB's lock wait timeout (50 s by default).
       const started = performance.now();
       await admin.primary.execute(`UPDATE ${db}.t SET v = v + 1 WHERE id = 1`, [], { timeoutMs: 3_000 });
@@ -141,7 +148,7 @@ describe('a statement past its deadline', () => {
   it('ends a long read as well', async () => {
     const conn = await pools.primary.acquire();
     try {
-      await expect(conn.select('SELECT SLEEP(5) AS s /* timeout-sleep */')).rejects.toBeInstanceOf(
+      await expect(conn.select('SELECT SLEEP(5) AS s /* timeout-sleep */', [], SHORT)).rejects.toBeInstanceOf(
         MysqlTimeoutError,
       );
     } finally {
