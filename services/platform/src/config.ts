@@ -132,6 +132,8 @@ export const mysqlEnv = {
   MYSQL_CONNECTION_LIMIT: z.coerce.number().int().min(1).max(1_000).default(20),
   MYSQL_CONNECT_TIMEOUT_MS: millis.default(2_000),
   MYSQL_QUERY_TIMEOUT_MS: millis.default(2_000),
+  /** End the server session of a timed-out statement (KILL CONNECTION); off only behind a proxy that cannot map it. */
+  MYSQL_KILL_TIMED_OUT_SESSIONS: flag.default(true),
   MYSQL_STICKY_WINDOW_MS: z.coerce.number().int().min(0).default(5_000),
   MYSQL_MAX_REPLICA_LAG_MS: millis.default(1_000),
   MYSQL_MIGRATE_ON_START: flag.default(false),

@@ -66,6 +66,7 @@ export async function startMysqlFromEnv(
     connectionLimit: config.MYSQL_CONNECTION_LIMIT,
     connectTimeoutMs: config.MYSQL_CONNECT_TIMEOUT_MS,
     queryTimeoutMs: config.MYSQL_QUERY_TIMEOUT_MS,
+    killTimedOutSessions: config.MYSQL_KILL_TIMED_OUT_SESSIONS,
     logger,
     registry,
   });

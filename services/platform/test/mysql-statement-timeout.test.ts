@@ -160,6 +160,35 @@ describe('a statement past its deadline', () => {
   });
 });
 
+describe('killTimedOutSessions: false', () => {
+  it('leaves the timed-out statement to the server', async () => {
+    const unkilledRegistry = new Registry();
+    const unkilled = createMysqlPools({
+      primaryUrl: urlOf(db),
+      connectionLimit: 1,
+      connectTimeoutMs: 2_000,
+      queryTimeoutMs: 5_000,
+      killTimedOutSessions: false,
+      logger,
+      registry: unkilledRegistry,
+    });
+    try {
+      await expect(
+        unkilled.primary.select('SELECT SLEEP(2) AS s /* timeout-unkilled */', [], SHORT),
+      ).rejects.toBeInstanceOf(MysqlTimeoutError);
+      await sleep(500);
+      expect(await running('timeout-unkilled'), 'SLEEP(2) still runs on the server').toBe(1);
+      expect(
+        await unkilledRegistry.getSingleMetric('hyperscale_mysql_timeout_kills_total')?.get(),
+      ).toMatchObject({
+        values: [],
+      });
+    } finally {
+      await unkilled.close();
+    }
+  });
+});
+
 describe('ServerThreadKiller', () => {
   const killerRegistry = new Registry();
   const kills = mysqlMetrics(killerRegistry).timeoutKills;

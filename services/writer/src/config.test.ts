@@ -28,6 +28,10 @@ describe('loadWriterConfig', () => {
     expect(config.WRITER_BATCH_MAX_WAIT_MS).toBe(50);
     expect(config.WRITER_FETCH_MIN_BYTES).toBe(65_536);
     expect(config.MYSQL_MIGRATE_ON_START).toBe(false);
+    expect(config.MYSQL_KILL_TIMED_OUT_SESSIONS).toBe(true);
+    expect(
+      loadWriterConfig({ ...base, MYSQL_KILL_TIMED_OUT_SESSIONS: 'false' }).MYSQL_KILL_TIMED_OUT_SESSIONS,
+    ).toBe(false);
     expect(config.KAFKA_BROKERS).toEqual([{ host: '127.0.0.1', port: 9092 }]);
   });
 

@@ -39,6 +39,7 @@ runMain('writer', async () => {
     connectionLimit: config.MYSQL_CONNECTION_LIMIT,
     connectTimeoutMs: config.MYSQL_CONNECT_TIMEOUT_MS,
     queryTimeoutMs: config.MYSQL_QUERY_TIMEOUT_MS,
+    killTimedOutSessions: config.MYSQL_KILL_TIMED_OUT_SESSIONS,
     logger,
     registry,
   });

@@ -79,7 +79,8 @@ interface ConnectionContext {
   readonly queryTimeoutMs: number;
   readonly metrics: MysqlMetrics;
   readonly logger: Logger;
-  readonly killer: ServerThreadKiller;
+  /** Absent when the pool was built with `killTimedOutSessions: false`. */
+  readonly killer: ServerThreadKiller | undefined;
 }
 
 type Phase = 'query' | 'admin';
@@ -172,7 +173,7 @@ export class MysqlConnection implements MysqlExecutor {
     const threadId = this.#raw.threadId;
     const wasOpen = !this.#released;
     this.destroy();
-    if (wasOpen) void this.#ctx.killer.kill(threadId);
+    if (wasOpen) void this.#ctx.killer?.kill(threadId);
   }
 
   #destroyRaw(): void {
@@ -261,6 +262,8 @@ export interface MysqlPoolOptions {
   readonly acquireTimeoutMs?: number;
   /** Prepared statements cached per connection (default 256, see {@link createMysqlPools}). */
   readonly maxPreparedStatements?: number;
+  /** End a timed-out statement's server session with `KILL CONNECTION` (default true). */
+  readonly killTimedOutSessions?: boolean;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -288,13 +291,16 @@ export class MysqlPool implements MysqlExecutor {
       queryTimeoutMs: options.queryTimeoutMs,
       metrics,
       logger,
-      killer: new ServerThreadKiller({
-        pool: options.name,
-        url: options.url,
-        timeoutMs: options.connectTimeoutMs,
-        kills: metrics.timeoutKills,
-        logger,
-      }),
+      killer:
+        options.killTimedOutSessions === false
+          ? undefined
+          : new ServerThreadKiller({
+              pool: options.name,
+              url: options.url,
+              timeoutMs: options.connectTimeoutMs,
+              kills: metrics.timeoutKills,
+              logger,
+            }),
     };
     this.#raw = mysql.createPool({
       uri: options.url,
@@ -405,7 +411,7 @@ export class MysqlPool implements MysqlExecutor {
       await Promise.race([
         Promise.all([
           this.#raw.end().catch((err: unknown) => this.#ctx.logger.debug({ err }, 'mysql pool end failed')),
-          this.#ctx.killer.drain(),
+          this.#ctx.killer?.drain(),
         ]),
         deadline,
       ]);
@@ -431,6 +437,12 @@ export interface MysqlPoolsOptions {
   readonly acquireTimeoutMs?: number;
   /** Prepared statements cached per connection (default 256). */
   readonly maxPreparedStatements?: number;
+  /**
+   * End the server session of a statement that passed its deadline (default true; see
+   * {@link ServerThreadKiller}). Turn off only where `KILL` cannot reach the session the client
+   * sees, e.g. behind a proxy that does not map its connection ids.
+   */
+  readonly killTimedOutSessions?: boolean;
   readonly logger?: Logger;
   /** Where the pool metrics go (default: a private registry, i.e. not exported). */
   readonly registry?: Registry;
@@ -468,6 +480,7 @@ export function createMysqlPools(options: MysqlPoolsOptions): MysqlPools {
     queryTimeoutMs: options.queryTimeoutMs,
     acquireTimeoutMs: options.acquireTimeoutMs,
     maxPreparedStatements: options.maxPreparedStatements,
+    killTimedOutSessions: options.killTimedOutSessions,
     logger,
     registry,
   };
