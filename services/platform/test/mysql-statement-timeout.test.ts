@@ -47,12 +47,16 @@ async function running(marker: string): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
     if (Date.now() > deadline) return false;
-    await sleep(50);
+    await sleep(intervalMs);
   }
 }
 
@@ -98,8 +102,12 @@ describe('a statement past its deadline', () => {
         SHORT,
       );
       await expect(write).rejects.toBeInstanceOf(MysqlTimeoutError);
-      const ended = await eventually(async () => (await running('timeout-row-write')) === 0, 2_000);
+      const timedOutAt = performance.now();
+      const ended = await eventually(async () => (await running('timeout-row-write')) === 0, 2_000, 5);
       expect(ended, 'the timed-out UPDATE still waits on the server').toBe(true);
+      console.info(
+        `timed-out UPDATE gone from the server ${(performance.now() - timedOutAt).toFixed(1)} ms after its deadline`,
+      );
       await holder.unprepared('COMMIT');
     } finally {
       // Destroyed, not released: a failure before COMMIT would leave its transaction open.

@@ -104,8 +104,12 @@ export class ServerThreadKiller {
       return 'failed';
     } finally {
       clearTimeout(timer);
-      // The connect may still be pending after the deadline: close whatever it yields.
-      void attempt.finally(() => conn?.destroy()).catch(() => undefined);
+      // The connect may still be pending after the deadline: close whatever it yields (COM_QUIT
+      // when the kill went through, so the server does not log an aborted connection).
+      void attempt.then(
+        () => conn?.end().catch(() => conn?.destroy()),
+        () => conn?.destroy(),
+      );
     }
   }
 }
