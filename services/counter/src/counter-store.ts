@@ -47,6 +47,11 @@ import {
 import type { SlotMap } from './slot-map.js';
 import { TickBatcher } from './tick-batcher.js';
 
+/**
+ * How a warm ended: filled (or found warm), impossible now (Kafka unreachable for the writer
+ * barrier), or given up because the slot started to move.
+ */
+type WarmOutcome = 'warm' | 'unavailable' | 'moved';
 /** A counter as callers see it. */
 export interface CounterValue {
   name: string;
@@ -188,7 +193,7 @@ export class CounterStore {
   private readonly logger: Logger;
   private readonly options: Required<Omit<CounterStoreOptions, 'readCache'>> &
     Pick<CounterStoreOptions, 'readCache'>;
-  private readonly warming = new Map<string, Promise<boolean>>();
+  private readonly warming = new Map<string, Promise<WarmOutcome>>();
   private readonly coalescer: IncrementCoalescer<WritePath>;
   private readonly repairTimer: NodeJS.Timeout;
   private readonly detach: (() => void)[] = [];
@@ -373,15 +378,19 @@ export class CounterStore {
     const map = this.slotMap();
     const values = new Map<string, number>();
     const viaMysql: string[] = [];
+    const barrierUnavailable = new Set<string>();
     await Promise.all(
       names.map(async (name) => {
         const value = await this.readOne(map, name);
-        if (value === undefined) viaMysql.push(name);
-        else values.set(name, value);
+        if (typeof value === 'number') values.set(name, value);
+        else {
+          viaMysql.push(name);
+          if (value === 'mysql-now') barrierUnavailable.add(name);
+        }
       }),
     );
     if (viaMysql.length > 0) {
-      for (const [name, value] of await this.mysqlRead(viaMysql)) values.set(name, value);
+      for (const [name, value] of await this.mysqlRead(viaMysql, barrierUnavailable)) values.set(name, value);
     }
     return names.map((name) => ({ name, value: values.get(name) ?? 0 }));
   }
@@ -517,12 +526,12 @@ export class CounterStore {
         return parseIncrResult(reply.result);
       }
       if (attempt >= MAX_INCR_ATTEMPTS) throw new WarmUnavailableError(name);
-      if (!(await this.warm(shard, name, keys))) throw new WarmUnavailableError(name);
+      if ((await this.warm(shard, name, keys)) !== 'warm') throw new WarmUnavailableError(name);
     }
   }
 
-  /** Single-flight per counter in this process; resolves false when it could not warm. */
-  private warm(shard: Shard, name: string, keys: CounterKeys): Promise<boolean> {
+  /** Single-flight per counter in this process. */
+  private warm(shard: Shard, name: string, keys: CounterKeys): Promise<WarmOutcome> {
     const running = this.warming.get(name);
     if (running !== undefined) return running;
     const warming = this.doWarm(shard, name, keys).finally(() => this.warming.delete(name));
@@ -536,12 +545,12 @@ export class CounterStore {
    * between the snapshot and the fill; increments in flight from before the key went cold are
    * caught by their generation check after the ack.
    */
-  private async doWarm(shard: Shard, name: string, keys: CounterKeys): Promise<boolean> {
+  private async doWarm(shard: Shard, name: string, keys: CounterKeys): Promise<WarmOutcome> {
     const stop = this.metrics.warmDuration.startTimer();
     const barrier = await this.barrier.waitForKey(name, this.options.warmWaitMs);
     if (barrier.kind === 'unavailable') {
       this.metrics.warms.inc({ outcome: 'unavailable' });
-      return false;
+      return 'unavailable';
     }
     const degraded = barrier.kind === 'timeout';
     if (degraded)
@@ -570,11 +579,11 @@ export class CounterStore {
     if (moved) {
       this.metrics.warms.inc({ outcome: 'moved' });
       stop();
-      return false;
+      return 'moved';
     }
     this.metrics.warms.inc({ outcome: filled ? (degraded ? 'degraded' : 'warmed') : 'already' });
     stop();
-    return true;
+    return 'warm';
   }
 
   /** Whether the current slot map routes `name` to `shard` alone (its slot not migrating). */
@@ -585,8 +594,12 @@ export class CounterStore {
     return route.migratingFrom === undefined && this.shardFor(map, route.shard) === shard;
   }
 
-  /** undefined = serve from MySQL. */
-  private async readOne(map: SlotMap, name: string): Promise<number | undefined> {
+  /**
+   * The value from Redis, or where MySQL answers: `mysql` behind the writer barrier, `mysql-now`
+   * when the warm just found the barrier unavailable (Kafka unreachable: trying again would only
+   * wait for the same fetch limit a second time).
+   */
+  private async readOne(map: SlotMap, name: string): Promise<number | 'mysql' | 'mysql-now'> {
     const slot = slotOf(name);
     const route = map.route(slot);
     const keys = counterKeys(name, slot);
@@ -597,7 +610,7 @@ export class CounterStore {
         const [before, after] = await Promise.all([this.readKey(old, keys), this.readKey(shard, keys)]);
         // A cold old hash is never warmed while its slot moves: MySQL (behind the barrier) answers.
         // So does a new shard whose partial lost deltas (they are in MySQL only).
-        if (before.cold || before.partial || after.lost) return undefined;
+        if (before.cold || before.partial || after.lost) return 'mysql';
         this.metrics.reads.inc({ source: 'redis' });
         return before.value + (after.cold ? 0 : after.value);
       }
@@ -612,13 +625,15 @@ export class CounterStore {
           this.metrics.reads.inc({ source: 'redis' });
           return reply.value;
         }
-        if (round === 1 || !(await this.warm(shard, name, keys))) return undefined;
+        if (round === 1) return 'mysql';
+        const warmed = await this.warm(shard, name, keys);
+        if (warmed !== 'warm') return warmed === 'unavailable' ? 'mysql-now' : 'mysql';
       }
     } catch (err) {
-      if (err instanceof RedisPathError) return undefined;
+      if (err instanceof RedisPathError) return 'mysql';
       throw err;
     }
-    return undefined;
+    return 'mysql';
   }
 
   private readKey(shard: Shard, keys: CounterKeys): Promise<ReadReply> {
@@ -640,11 +655,20 @@ export class CounterStore {
   /**
    * MySQL answers for names Redis cannot (shard down, slot migrating with a cold old hash, warm
    * impossible): after the writer barrier of each (bounded by warmWaitMs, skipped when Kafka is
-   * unreachable), so the value includes every delta acknowledged before the read.
+   * unreachable), so the value includes every delta acknowledged before the read. Names in
+   * `barrierUnavailable` are read at once: their warm just waited for the barrier and found Kafka
+   * unreachable.
    */
-  private async mysqlRead(names: readonly string[]): Promise<Map<string, number>> {
+  private async mysqlRead(
+    names: readonly string[],
+    barrierUnavailable: ReadonlySet<string> = new Set(),
+  ): Promise<Map<string, number>> {
     this.metrics.reads.inc({ source: 'mysql' }, names.length);
-    await Promise.all(names.map((name) => this.barrier.waitForKey(name, this.options.warmWaitMs)));
+    await Promise.all(
+      names
+        .filter((name) => !barrierUnavailable.has(name))
+        .map((name) => this.barrier.waitForKey(name, this.options.warmWaitMs)),
+    );
     try {
       return await mysqlValues(this.router.primary, names);
     } catch (err) {

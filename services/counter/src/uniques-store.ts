@@ -146,7 +146,7 @@ export function parseDay(day: string): number | undefined {
  */
 export class UniquesStore {
   private readonly barrier: WriterBarrier;
-  private readonly warming = new Map<string, Promise<boolean>>();
+  private readonly warming = new Map<string, Promise<'warm' | 'barrier-missed'>>();
   private readonly dirty = new Map<string, PendingRepair>();
   private readonly repairTimer: NodeJS.Timeout;
   private readonly events: Counter<'path'>;
@@ -213,18 +213,24 @@ export class UniquesStore {
   async exact(name: string, day: string): Promise<number> {
     const shard = this.shardOf(name);
     const keys = uniqueKeys(name, day);
+    let barrierMissed = false;
     try {
       for (let round = 0; round < 2; round += 1) {
         const reply = (await this.onShard(shard, (c) =>
           scriptsOf(c).uqCount([keys.set, keys.gen]),
         )) as number[];
         if (reply[0] === 1) return Number(reply[1]);
-        if (!(await this.warm(shard, name, day))) break;
+        if ((await this.warm(shard, name, day)) === 'barrier-missed') {
+          barrierMissed = true;
+          break;
+        }
       }
     } catch (err) {
       if (!(err instanceof RedisPathError) && !(err instanceof WarmFailed)) throw err;
     }
-    await this.barrier.waitForKey(name, this.options.warmWaitMs);
+    // The warm already waited warmWaitMs for the barrier in vain: a second wait would double the
+    // request's bound, so MySQL answers at once.
+    if (!barrierMissed) await this.barrier.waitForKey(name, this.options.warmWaitMs);
     const [row] = await this.mysql(() =>
       this.deps.router.primary.select<{ n: string | number }>(
         'SELECT COUNT(*) AS n FROM unique_daily WHERE name = ? AND day = ?',
@@ -393,12 +399,13 @@ export class UniquesStore {
       } catch (err) {
         if (!isColdReply(err)) throw err;
       }
-      if (!(await this.warm(shard, name, day))) break;
+      if ((await this.warm(shard, name, day)) !== 'warm') break;
     }
     throw new WarmFailed();
   }
 
-  private warm(shard: string, name: string, day: string): Promise<boolean> {
+  /** Single-flight per day set; `barrier-missed`: the writer barrier timed out or was unavailable. */
+  private warm(shard: string, name: string, day: string): Promise<'warm' | 'barrier-missed'> {
     const id = `${name}\n${day}`;
     const running = this.warming.get(id);
     if (running !== undefined) return running;
@@ -407,9 +414,9 @@ export class UniquesStore {
     return warming;
   }
 
-  private async doWarm(shard: string, name: string, day: string): Promise<boolean> {
+  private async doWarm(shard: string, name: string, day: string): Promise<'warm' | 'barrier-missed'> {
     const barrier = await this.barrier.waitForKey(name, this.options.warmWaitMs);
-    if (barrier.kind !== 'passed') return false;
+    if (barrier.kind !== 'passed') return 'barrier-missed';
     const rows = await this.mysql(() =>
       this.deps.router.primary.select<{ user_id: string }>(
         'SELECT user_id FROM unique_daily WHERE name = ? AND day = ?',
@@ -425,7 +432,7 @@ export class UniquesStore {
       const filled = await this.onShard(shard, (c) =>
         scriptsOf(c).uqFill([keys.set, keys.gen, keys.hll], [gen, this.ttlMs, final ? '1' : '0', ...part]),
       );
-      if (Number(filled) === 0 || final) return true;
+      if (Number(filled) === 0 || final) return 'warm';
     }
   }
 
