@@ -93,7 +93,6 @@ export class ServerThreadKiller {
     try {
       const outcome = await Promise.race([attempt, expired]);
       if (outcome === 'timeout') {
-        attempt.catch(() => undefined);
         logger.warn({ threadId, timeoutMs }, 'mysql kill of a timed-out session did not finish in time');
         return 'failed';
       }
